@@ -1,0 +1,68 @@
+"""The Typer app and the one place where errors become messages and exit codes.
+
+Exit codes: 0 success, 2 bad input (one line naming the bad value), 1 runtime failure,
+130 interrupted. Commands live in sibling modules and only parse, call the library, and print.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import typer
+from typer._click import exceptions as click_exc  # typer vendors click since 0.20
+from rich.console import Console
+
+from edgessl.errors import EdgesslError
+
+app = typer.Typer(
+    name="edgessl",
+    help="Find small, fast image backbones for edge devices without labels.\n\n"
+         "Example: edgessl search --budget-mflops 600",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def print_json(obj: Any) -> None:
+    """One JSON document (or line) on stdout, nothing else."""
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def _error(text: str) -> None:
+    """Print ``error: ...`` as exactly one line on stderr."""
+    sys.stderr.write("error: " + " ".join(str(text).split()) + "\n")
+    sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: run the app, map errors to one line and an exit code."""
+    from edgessl.cli import register_commands
+
+    register_commands()
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="edgessl", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except EdgesslError as exc:
+        _error(str(exc))
+        code = exc.exit_code
+    except click_exc.NoArgsIsHelpError:  # typer has already printed the help
+        code = 2
+    except click_exc.UsageError as exc:
+        _error(exc.format_message())
+        code = 2
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        _error("interrupted")
+        code = 130
+    if argv is None:
+        sys.exit(code)
+    return code

@@ -1,0 +1,14 @@
+"""Shared option aliases so every command spells common options the same way."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
+SpaceOpt = Annotated[str, typer.Option("--space", help="Search space: mobilenet or resnet.")]
+ResolutionOpt = Annotated[
+    int | None, typer.Option("--resolution", help="Input resolution (pixels).")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]

@@ -1,0 +1,48 @@
+"""What ``edgessl cost`` computes, usable from Python: resolve a model reference, cost it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgessl.arch import Arch
+from edgessl.baselines import is_baseline
+from edgessl.cost.flops import build_reference_network, fvcore_macs, model_cost
+from edgessl.errors import BadInput
+
+
+def resolve_model(ref: str, where: str | None = None, inline: bool = False) -> Arch | str:
+    """A baseline name stays a string; anything else is an arch JSON file (or, with
+    ``inline``, arch JSON text). Errors name ``where`` the bad value came from."""
+    if inline:
+        try:
+            return Arch.from_json(ref)
+        except BadInput as exc:
+            raise BadInput(f"{where}: {exc}") from None
+    if is_baseline(ref):
+        return ref.removeprefix("baseline:")
+    if not Path(ref).exists():
+        from edgessl.baselines import BASELINES
+
+        raise BadInput(f"{ref!r} is neither an arch JSON file nor a baseline "
+                       f"({', '.join(BASELINES)})")
+    return Arch.load(ref)
+
+
+def cost_report(model: Arch | str, exact: bool = False, resolution: int | None = None,
+                latency_table: str | None = None) -> dict:
+    """A dict with name, resolution, mflops, params, feature_dim (+ fvcore_mflops, latency_ms)."""
+    c = model_cost(model, resolution)
+    row = c.to_dict()
+    if isinstance(model, Arch):
+        row["arch"] = (model if resolution is None else model.replace(resolution=resolution)
+                       ).to_dict()
+    if exact:
+        m = model if resolution is None or not isinstance(model, Arch) else \
+            model.replace(resolution=resolution)
+        net, res = build_reference_network(m)
+        row["fvcore_mflops"] = fvcore_macs(net, c.resolution if not isinstance(m, Arch) else res) / 1e6
+    if latency_table:
+        from edgessl.cost.latency import LatencyTable
+
+        row["latency_ms"] = LatencyTable.load(latency_table).predict(model)
+    return row

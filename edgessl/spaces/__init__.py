@@ -1,0 +1,25 @@
+"""Registry of search spaces: ``get_space(name)``; a new space is one module plus one line."""
+
+from __future__ import annotations
+
+from edgessl.errors import BadInput
+from edgessl.spaces.base import Layout, SearchSpace
+from edgessl.spaces.mobilenet import MobileNetSpace
+from edgessl.spaces.resnet import ResNetSpace
+
+SPACES: dict[str, SearchSpace] = {s.name: s for s in (MobileNetSpace(), ResNetSpace())}
+
+
+def get_space(name: str) -> SearchSpace:
+    """The space called ``name``; unknown names are bad input listing the known ones."""
+    try:
+        return SPACES[name]
+    except KeyError:
+        raise BadInput(f"unknown space {name!r}; known: {', '.join(SPACES)}") from None
+
+
+def list_spaces() -> list[str]:
+    return list(SPACES)
+
+
+__all__ = ["SearchSpace", "Layout", "get_space", "list_spaces", "SPACES"]

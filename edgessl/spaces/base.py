@@ -1,0 +1,259 @@
+"""The search-space interface: allowed choices, validation, gene encoding, sampling, cost.
+
+A space turns an :class:`Arch` into a :class:`Layout` of block specs. Everything else (exact
+MACs and params, the static network, the supernet, latency keys) is derived from that layout,
+so a new space is one subclass that states its choices and writes ``block_spec``.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from edgessl.arch import Arch, Block
+from edgessl.errors import BadInput
+from edgessl.ops.specs import LayerSpec, LinearSpec
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The block specs of one Arch: fixed ``pre`` layers, elastic ``stages``, fixed ``post``."""
+
+    pre: tuple[LayerSpec, ...]
+    stages: tuple[tuple[LayerSpec, ...], ...]
+    post: tuple[LayerSpec, ...]
+
+    def all(self) -> list[LayerSpec]:
+        return [*self.pre, *(s for st in self.stages for s in st), *self.post]
+
+    @property
+    def feature_dim(self) -> int:
+        return self.post[-1].out_ch
+
+
+def _fmt(values) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+class SearchSpace(ABC):
+    """Choices of one family of networks. Subclasses set the class attributes below."""
+
+    name: str
+    resolutions: tuple[int, ...]
+    width_mults: tuple[float, ...]
+    stage_depths: tuple[tuple[int, ...], ...]
+    kernels: tuple[int, ...]
+    expands: tuple[float, ...]
+
+    # ---- what a subclass writes -------------------------------------------------------
+    @abstractmethod
+    def pre_specs(self, resolution: int, width_mult: float) -> tuple[LayerSpec, ...]:
+        """Fixed layers before the elastic stages (stem, first block)."""
+
+    @abstractmethod
+    def block_spec(self, resolution: int, width_mult: float, stage: int, index: int,
+                   kernel: int, expand: float) -> LayerSpec:
+        """Block ``index`` of ``stage`` with one choice (input width/size follow from position)."""
+
+    @abstractmethod
+    def post_specs(self, resolution: int, width_mult: float) -> tuple[LayerSpec, ...]:
+        """Fixed layers after the stages (head up to the feature vector)."""
+
+    # ---- validation -------------------------------------------------------------------
+    @property
+    def n_stages(self) -> int:
+        return len(self.stage_depths)
+
+    def check(self, arch: Arch) -> None:
+        """Raise :class:`BadInput` naming the first field outside the space's choices."""
+        if arch.resolution not in self.resolutions:
+            raise BadInput(f"arch: resolution {arch.resolution} not in space {self.name!r}; "
+                           f"allowed: {_fmt(self.resolutions)}")
+        if float(arch.width_mult) not in self.width_mults:
+            raise BadInput(f"arch: width_mult {arch.width_mult} not in space {self.name!r}; "
+                           f"allowed: {_fmt(self.width_mults)}")
+        if len(arch.stages) != self.n_stages:
+            raise BadInput(f"arch: stages has {len(arch.stages)} entries; space {self.name!r} "
+                           f"has {self.n_stages} stages")
+        for i, (stage, allowed) in enumerate(zip(arch.stages, self.stage_depths, strict=True)):
+            if len(stage) not in allowed:
+                raise BadInput(f"arch: depth of stages[{i}] is {len(stage)}; allowed: "
+                               f"{_fmt(allowed)}")
+            for j, b in enumerate(stage):
+                if b.kernel not in self.kernels:
+                    raise BadInput(f"arch: stages[{i}][{j}].kernel {b.kernel} not allowed; "
+                                   f"allowed: {_fmt(self.kernels)}")
+                if b.expand not in self.expands:
+                    raise BadInput(f"arch: stages[{i}][{j}].expand {b.expand} not allowed; "
+                                   f"allowed: {_fmt(self.expands)}")
+
+    # ---- layout and cost ----------------------------------------------------------------
+    def layout(self, arch: Arch) -> Layout:
+        r, w = arch.resolution, float(arch.width_mult)
+        stages = tuple(
+            tuple(self._block(r, w, i, j, b.kernel, b.expand) for j, b in enumerate(stage))
+            for i, stage in enumerate(arch.stages))
+        return Layout(self._pre(r, w), stages, self._post(r, w))
+
+    def cost(self, arch: Arch, num_classes: int = 1000) -> tuple[int, int]:
+        """Exact (MACs, params) from the Arch alone; ``num_classes`` adds a linear classifier
+        (1000 by default: the torchvision/OFA publishing convention)."""
+        r, w = arch.resolution, float(arch.width_mult)
+        macs, params = self._fixed_cost(r, w, num_classes)
+        for i, stage in enumerate(arch.stages):
+            for j, b in enumerate(stage):
+                m, p = self._block_cost(r, w, i, j, b.kernel, b.expand)
+                macs += m
+                params += p
+        return macs, params
+
+    def mflops(self, arch: Arch, num_classes: int = 1000) -> float:
+        return self.cost(arch, num_classes)[0] / 1e6
+
+    def feature_dim(self, arch: Arch) -> int:
+        return self._post(arch.resolution, float(arch.width_mult))[-1].out_ch
+
+    @lru_cache(maxsize=None)  # noqa: B019 - spaces are module-level singletons
+    def _pre(self, r: int, w: float) -> tuple[LayerSpec, ...]:
+        return self.pre_specs(r, w)
+
+    @lru_cache(maxsize=None)  # noqa: B019
+    def _post(self, r: int, w: float) -> tuple[LayerSpec, ...]:
+        return self.post_specs(r, w)
+
+    @lru_cache(maxsize=None)  # noqa: B019
+    def _block(self, r: int, w: float, i: int, j: int, k: int, e: float) -> LayerSpec:
+        return self.block_spec(r, w, i, j, k, e)
+
+    @lru_cache(maxsize=None)  # noqa: B019
+    def _block_cost(self, r: int, w: float, i: int, j: int, k: int, e: float) -> tuple[int, int]:
+        return self._block(r, w, i, j, k, e).cost()
+
+    @lru_cache(maxsize=None)  # noqa: B019
+    def _fixed_cost(self, r: int, w: float, num_classes: int) -> tuple[int, int]:
+        specs = [*self._pre(r, w), *self._post(r, w)]
+        if num_classes:
+            specs.append(LinearSpec(specs[-1].out_ch, num_classes))
+        costs = [s.cost() for s in specs]
+        return sum(m for m, _ in costs), sum(p for _, p in costs)
+
+    # ---- genes: a fixed-length integer encoding for sampling and evolution ----------------
+    @property
+    def max_depths(self) -> tuple[int, ...]:
+        return tuple(max(d) for d in self.stage_depths)
+
+    def gene_sizes(self) -> list[int]:
+        """Number of options per gene: resolution, width, depth per stage, then (kernel,
+        expand) for every block slot (slots past a stage's depth are ignored)."""
+        sizes = [len(self.resolutions), len(self.width_mults)]
+        sizes += [len(d) for d in self.stage_depths]
+        for d in self.max_depths:
+            sizes += [len(self.kernels), len(self.expands)] * d
+        return sizes
+
+    def encode(self, arch: Arch) -> np.ndarray:
+        genes = [self.resolutions.index(arch.resolution),
+                 self.width_mults.index(float(arch.width_mult))]
+        genes += [d.index(len(s)) for d, s in zip(self.stage_depths, arch.stages, strict=True)]
+        for stage, dmax in zip(arch.stages, self.max_depths, strict=True):
+            for j in range(dmax):
+                if j < len(stage):
+                    genes += [self.kernels.index(stage[j].kernel),
+                              self.expands.index(stage[j].expand)]
+                else:
+                    genes += [0, 0]
+        return np.asarray(genes, dtype=np.int64)
+
+    def decode(self, genes) -> Arch:
+        g = [int(v) for v in genes]
+        n = self.n_stages
+        depths = [self.stage_depths[i][g[2 + i]] for i in range(n)]
+        pos = 2 + n
+        stages = []
+        for d, dmax in zip(depths, self.max_depths, strict=True):
+            blocks = [Block(self.kernels[g[pos + 2 * j]], self.expands[g[pos + 2 * j + 1]])
+                      for j in range(d)]
+            stages.append(tuple(blocks))
+            pos += 2 * dmax
+        return Arch(self.name, self.resolutions[g[0]], self.width_mults[g[1]], tuple(stages))
+
+    # ---- sampling and variation -------------------------------------------------------------
+    def _resolution_gene(self, resolution: int | None) -> int | None:
+        if resolution is None:
+            return None
+        if resolution not in self.resolutions:
+            raise BadInput(f"resolution {resolution} not in space {self.name!r}; allowed: "
+                           f"{_fmt(self.resolutions)}")
+        return self.resolutions.index(resolution)
+
+    def sample(self, rng: np.random.Generator, resolution: int | None = None) -> Arch:
+        """A uniformly random Arch (every gene uniform), optionally at a fixed resolution."""
+        genes = np.array([rng.integers(s) for s in self.gene_sizes()])
+        fixed = self._resolution_gene(resolution)
+        if fixed is not None:
+            genes[0] = fixed
+        return self.decode(genes)
+
+    def largest(self, resolution: int | None = None) -> Arch:
+        genes = np.array(self.gene_sizes()) - 1
+        fixed = self._resolution_gene(resolution)
+        if fixed is not None:
+            genes[0] = fixed
+        return self.decode(genes)
+
+    def smallest(self, resolution: int | None = None) -> Arch:
+        genes = np.zeros(len(self.gene_sizes()), dtype=np.int64)
+        fixed = self._resolution_gene(resolution)
+        genes[0] = len(self.resolutions) - 1 if fixed is None else fixed
+        return self.decode(genes)
+
+    def mutate(self, arch: Arch, rng: np.random.Generator, prob: float = 0.1,
+               keep_resolution: bool = True) -> Arch:
+        """Resample each gene with probability ``prob``."""
+        genes = self.encode(arch)
+        for i, size in enumerate(self.gene_sizes()):
+            if (i == 0 and keep_resolution) or rng.random() >= prob:
+                continue
+            genes[i] = rng.integers(size)
+        return self.decode(genes)
+
+    def crossover(self, a: Arch, b: Arch, rng: np.random.Generator) -> Arch:
+        """Uniform crossover gene by gene."""
+        ga, gb = self.encode(a), self.encode(b)
+        return self.decode(np.where(rng.random(len(ga)) < 0.5, ga, gb))
+
+    def count(self) -> int:
+        """How many distinct architectures the space holds."""
+        per_block = len(self.kernels) * len(self.expands)
+        stages = math.prod(sum(per_block ** d for d in depths) for depths in self.stage_depths)
+        return stages * len(self.width_mults) * len(self.resolutions)
+
+    def supernet(self):
+        """A fresh weight-sharing supernet of this space."""
+        from edgessl.supernet import Supernet
+
+        return Supernet(self)
+
+
+def summarize(space: SearchSpace) -> dict:
+    """Choices, size and cost range (smallest/largest at each resolution) of a space."""
+    rows = []
+    for r in space.resolutions:
+        small, large = space.smallest(r), space.largest(r)
+        (m0, p0), (m1, p1) = space.cost(small), space.cost(large)
+        rows.append({"resolution": r, "min_mflops": round(m0 / 1e6, 3),
+                     "max_mflops": round(m1 / 1e6, 3), "min_params": p0, "max_params": p1})
+    return {
+        "space": space.name,
+        "resolutions": list(space.resolutions),
+        "width_mults": list(space.width_mults),
+        "depths_per_stage": [list(d) for d in space.stage_depths],
+        "kernels": list(space.kernels),
+        "expands": list(space.expands),
+        "n_architectures": space.count(),
+        "cost": rows,
+    }
