@@ -1,0 +1,33 @@
+"""Shared fixtures: a CLI runner that returns (exit code, stdout, stderr)."""
+
+from __future__ import annotations
+
+import io
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+
+import pytest
+
+from edgessl.cli import main
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str):
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"CliResult(code={self.code}, out={self.out[-500:]!r}, err={self.err[-500:]!r})"
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    """Run ``edgessl ARGS...`` in-process; ``stdin`` text optional."""
+
+    def run(*args: str, stdin: str = "") -> CliResult:
+        out, err = io.StringIO(), io.StringIO()
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        with redirect_stdout(out), redirect_stderr(err):
+            code = main([str(a) for a in args])
+        return CliResult(code, out.getvalue(), err.getvalue())
+
+    return run
