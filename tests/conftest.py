@@ -7,8 +7,13 @@ import sys
 from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
+import torch
 
 from edgessl.cli import main
+
+# One intra-op thread: tests often run beside other processes (torchrun ranks, subprocesses),
+# where OpenMP threads that spin-wait for a busy core make small convolutions 10-40x slower.
+torch.set_num_threads(1)
 
 
 class CliResult:

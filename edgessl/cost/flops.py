@@ -7,8 +7,9 @@ fvcore's FlopCountAnalysis restricted to conv and linear is the reference both m
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import cache
 
 import torch
 from torch import nn
@@ -70,11 +71,13 @@ def fvcore_macs(model: nn.Module, resolution: int) -> int:
         raise BadInput("--exact needs fvcore: pip install 'edgessl[dev]'") from None
     analysis = FlopCountAnalysis(model.eval(), torch.zeros(1, 3, resolution, resolution))
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    ops = analysis.by_operator()
+    with warnings.catch_warnings():  # fvcore traces with torch.jit, deprecated in torch 2.10+
+        warnings.simplefilter("ignore")
+        ops = analysis.by_operator()
     return int(sum(ops.get(k, 0) for k in ("conv", "linear", "addmm", "matmul")))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _baseline_cost(name: str, resolution: int) -> tuple[int, int]:
     b = get_baseline(name)
     model = b.build(num_classes=1000)

@@ -31,16 +31,15 @@ def resolve_model(ref: str, where: str | None = None, inline: bool = False) -> A
 def cost_report(model: Arch | str, exact: bool = False, resolution: int | None = None,
                 latency_table: str | None = None) -> dict:
     """A dict with name, resolution, mflops, params, feature_dim (+ fvcore_mflops, latency_ms)."""
+    if isinstance(model, Arch) and resolution is not None:
+        model = model.replace(resolution=resolution)
     c = model_cost(model, resolution)
     row = c.to_dict()
     if isinstance(model, Arch):
-        row["arch"] = (model if resolution is None else model.replace(resolution=resolution)
-                       ).to_dict()
+        row["arch"] = model.to_dict()
     if exact:
-        m = model if resolution is None or not isinstance(model, Arch) else \
-            model.replace(resolution=resolution)
-        net, res = build_reference_network(m)
-        row["fvcore_mflops"] = fvcore_macs(net, c.resolution if not isinstance(m, Arch) else res) / 1e6
+        net, _ = build_reference_network(model)
+        row["fvcore_mflops"] = fvcore_macs(net, c.resolution) / 1e6
     if latency_table:
         from edgessl.cost.latency import LatencyTable
 

@@ -1,0 +1,39 @@
+"""Machine description and BENCHMARKS.md section writer shared by the benchmark scripts."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import re
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        m = re.search(r"model name\s*:\s*(.+)", text)
+        cpu = m.group(1).strip() if m else cpu
+    except OSError:
+        pass
+    import torch
+
+    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"torch {torch.__version__}")
+
+
+def today() -> str:
+    return _dt.date.today().isoformat()
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace the text between ``<!-- section:NAME -->`` and the next marker (or EOF)."""
+    text = BENCHMARKS.read_text()
+    marker = f"<!-- section:{name} -->"
+    start = text.index(marker) + len(marker)
+    nxt = text.find("<!-- section:", start)
+    end = len(text) if nxt == -1 else nxt
+    BENCHMARKS.write_text(text[:start] + "\n" + body.strip() + "\n\n" + text[end:])

@@ -1,0 +1,97 @@
+"""`edgessl space` and `edgessl cost` through the CLI, bad input included."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgessl.spaces import get_space
+
+
+def test_space_show_json_brackets_600_mflops_at_224(cli):
+    r = cli("space", "show", "--space", "mobilenet", "--json")
+    assert r.code == 0, r
+    info = json.loads(r.out)
+    row = next(c for c in info["cost"] if c["resolution"] == 224)
+    assert row["min_mflops"] < 600 < row["max_mflops"]
+    assert info["kernels"] == [3, 5, 7] and info["n_architectures"] > 10**18
+
+
+def test_space_show_table_for_resnet(cli):
+    r = cli("space", "show", "--space", "resnet")
+    assert r.code == 0 and "4089.2" in r.out  # largest member is ResNet50
+
+
+def test_space_sample_is_seeded_and_valid(cli):
+    a = cli("space", "sample", "--space", "resnet", "--n", "5", "--seed", "3")
+    b = cli("space", "sample", "--space", "resnet", "--n", "5", "--seed", "3")
+    c = cli("space", "sample", "--space", "resnet", "--n", "5", "--seed", "4")
+    assert a.code == 0 and a.out == b.out != c.out
+    lines = a.out.strip().splitlines()
+    assert len(lines) == 5 and all(json.loads(x)["space"] == "resnet" for x in lines)
+    r = cli("space", "sample", "--n", "3", "--resolution", "160")
+    assert {json.loads(x)["resolution"] for x in r.out.split()} == {160}
+
+
+def test_cost_stdin_lines_in_order_and_exact(cli):
+    sample = cli("space", "sample", "--n", "3", "--seed", "9").out
+    r = cli("cost", "-", "--json", stdin=sample)
+    assert r.code == 0, r
+    rows = [json.loads(x) for x in r.out.strip().splitlines()]
+    space = get_space("mobilenet")
+    from edgessl.arch import Arch
+
+    for line, row in zip(sample.split(), rows, strict=True):
+        arch = Arch.from_json(line)
+        assert row["arch"] == arch.to_dict()
+        assert row["mflops"] == pytest.approx(space.mflops(arch))
+    r = cli("cost", "-", "--exact", "--json", stdin=sample.split()[0])
+    row = json.loads(r.out)
+    assert row["fvcore_mflops"] == pytest.approx(row["mflops"], rel=1e-3)
+
+
+def test_cost_of_arch_file_and_baseline(cli, tmp_path):
+    arch = get_space("resnet").smallest(128)
+    arch.save(tmp_path / "a.json")
+    r = cli("cost", str(tmp_path / "a.json"), "--json")
+    assert r.code == 0 and json.loads(r.out)["params"] == get_space("resnet").cost(arch)[1]
+    r = cli("cost", "mobilenet_v2", "--json")
+    assert abs(json.loads(r.out)["mflops"] - 300.8) < 1.5
+    r = cli("cost", "resnet18")
+    assert r.code == 0 and "1814.07" in r.out
+
+
+def _bad(field_edit):
+    data = get_space("mobilenet").smallest(224).to_dict()
+    field_edit(data)
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize("text, names", [
+    (_bad(lambda d: d.update(extra=1)), "'extra'"),
+    (_bad(lambda d: d["stages"][0][0].update(kernel=4)), "kernel 4"),
+    (_bad(lambda d: d["stages"][0].extend(d["stages"][0] * 4)), "is 10"),
+    (_bad(lambda d: d.update(resolution=225)), "resolution 225"),
+    (_bad(lambda d: d.update(format="edgessl-arch/0")), "'edgessl-arch/0'"),
+    ("this is not json", "not valid JSON"),
+])
+def test_bad_arch_input_exits_2_with_one_line(cli, tmp_path, text, names):
+    for args, stdin in ((["-"], text), ([str(tmp_path / "bad.json")], "")):
+        (tmp_path / "bad.json").write_text(text)
+        r = cli("cost", *args, stdin=stdin)
+        assert r.code == 2, r
+        assert names in r.err and len(r.err.strip().splitlines()) == 1
+        assert "Traceback" not in r.err and r.out == ""
+
+
+@pytest.mark.parametrize("args, names", [
+    (["cost", "/no/such/arch.json"], "/no/such/arch.json"),
+    (["cost", "resnet51"], "resnet51"),
+    (["space", "show", "--space", "vit"], "'vit'"),
+    (["space", "sample", "--n", "-1"], "--n -1"),
+    (["space", "sample", "--resolution", "100"], "resolution 100"),
+])
+def test_bad_cli_values_exit_2(cli, args, names):
+    r = cli(*args)
+    assert r.code == 2 and names in r.err and len(r.err.strip().splitlines()) == 1, r
