@@ -11,8 +11,8 @@ import sys
 from typing import Any
 
 import typer
-from typer._click import exceptions as click_exc  # typer vendors click since 0.20
 from rich.console import Console
+from typer._click import exceptions as click_exc  # typer vendors click since 0.20
 
 from edgessl.errors import EdgesslError
 

@@ -194,7 +194,7 @@ class PoolHeadSpec:
 
 @dataclass(frozen=True)
 class LinearSpec:
-    """A classifier: flat features to ``out_ch`` classes (used for the 1000-class cost convention)."""
+    """A classifier: features to ``out_ch`` classes (for the 1000-class cost convention)."""
 
     in_ch: int
     out_ch: int

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -117,23 +117,23 @@ class SearchSpace(ABC):
     def feature_dim(self, arch: Arch) -> int:
         return self._post(arch.resolution, float(arch.width_mult))[-1].out_ch
 
-    @lru_cache(maxsize=None)  # noqa: B019 - spaces are module-level singletons
+    @cache  # noqa: B019 - spaces are module-level singletons
     def _pre(self, r: int, w: float) -> tuple[LayerSpec, ...]:
         return self.pre_specs(r, w)
 
-    @lru_cache(maxsize=None)  # noqa: B019
+    @cache  # noqa: B019
     def _post(self, r: int, w: float) -> tuple[LayerSpec, ...]:
         return self.post_specs(r, w)
 
-    @lru_cache(maxsize=None)  # noqa: B019
+    @cache  # noqa: B019
     def _block(self, r: int, w: float, i: int, j: int, k: int, e: float) -> LayerSpec:
         return self.block_spec(r, w, i, j, k, e)
 
-    @lru_cache(maxsize=None)  # noqa: B019
+    @cache  # noqa: B019
     def _block_cost(self, r: int, w: float, i: int, j: int, k: int, e: float) -> tuple[int, int]:
         return self._block(r, w, i, j, k, e).cost()
 
-    @lru_cache(maxsize=None)  # noqa: B019
+    @cache  # noqa: B019
     def _fixed_cost(self, r: int, w: float, num_classes: int) -> tuple[int, int]:
         specs = [*self._pre(r, w), *self._post(r, w)]
         if num_classes:
