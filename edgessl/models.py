@@ -16,7 +16,7 @@ class EdgeNet(nn.Module):
     ``classifier`` is an ``nn.Identity`` for a backbone (``num_classes=0``).
     """
 
-    def __init__(self, arch: Arch, num_classes: int = 0):
+    def __init__(self, arch: Arch, num_classes: int = 0, init: bool = True):
         super().__init__()
         from edgessl.spaces import get_space
 
@@ -26,12 +26,14 @@ class EdgeNet(nn.Module):
         self.feature_dim = specs[-1].out_ch
         self.classifier = (layers.build(LinearSpec(self.feature_dim, num_classes))
                            if num_classes else nn.Identity())
-        layers.init_weights(self)
+        if init:
+            layers.init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
 
 
-def build_network(arch: Arch, num_classes: int = 0) -> EdgeNet:
-    """A freshly initialised standalone network for ``arch``."""
-    return EdgeNet(arch, num_classes)
+def build_network(arch: Arch, num_classes: int = 0, init: bool = True) -> EdgeNet:
+    """A standalone network for ``arch``, freshly initialised (``init=False`` skips the
+    initialisation, for networks whose weights are about to be copied in)."""
+    return EdgeNet(arch, num_classes, init)

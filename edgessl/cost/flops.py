@@ -66,7 +66,9 @@ def count_macs(model: nn.Module, resolution: int, channels: int = 3) -> int:
 def fvcore_macs(model: nn.Module, resolution: int) -> int:
     """Reference count: fvcore's FlopCountAnalysis restricted to conv and linear ops."""
     try:
-        from fvcore.nn import FlopCountAnalysis
+        with warnings.catch_warnings():  # fvcore scripts helpers with the deprecated torch.jit
+            warnings.simplefilter("ignore")
+            from fvcore.nn import FlopCountAnalysis
     except ImportError:  # pragma: no cover - fvcore is a dev extra
         raise BadInput("--exact needs fvcore: pip install 'edgessl[dev]'") from None
     analysis = FlopCountAnalysis(model.eval(), torch.zeros(1, 3, resolution, resolution))

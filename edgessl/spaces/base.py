@@ -181,6 +181,43 @@ class SearchSpace(ABC):
             pos += 2 * dmax
         return Arch(self.name, self.resolutions[g[0]], self.width_mults[g[1]], tuple(stages))
 
+    def _cost_lut(self, num_classes: int):
+        """Arrays of block (MACs, params) [res, width, stage, slot, kernel, expand] and fixed
+        (MACs, params) [res, width], for :meth:`cost_genes`."""
+        key = ("cost_lut", num_classes)
+        cache = self.__dict__.setdefault("_luts", {})
+        if key not in cache:
+            shape = (len(self.resolutions), len(self.width_mults), self.n_stages,
+                     max(self.max_depths), len(self.kernels), len(self.expands), 2)
+            lut = np.zeros(shape, dtype=np.float64)
+            fixed = np.zeros((*shape[:2], 2), dtype=np.float64)
+            for a, r in enumerate(self.resolutions):
+                for b, w in enumerate(self.width_mults):
+                    fixed[a, b] = self._fixed_cost(r, w, num_classes)
+                    for i, dmax in enumerate(self.max_depths):
+                        for j in range(dmax):
+                            for c, k in enumerate(self.kernels):
+                                for d, e in enumerate(self.expands):
+                                    lut[a, b, i, j, c, d] = self._block_cost(r, w, i, j, k, e)
+            cache[key] = (lut, fixed)
+        return cache[key]
+
+    def cost_genes(self, genes, num_classes: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+        """Exact (MACs, params) of a batch of gene vectors (N, G), vectorised: this is how the
+        search checks hard constraints for tens of thousands of candidates at once."""
+        lut, fixed = self._cost_lut(num_classes)
+        g = np.atleast_2d(np.asarray(genes, dtype=np.int64))
+        res, wid = g[:, 0], g[:, 1]
+        total = fixed[res, wid].copy()
+        pos = 2 + self.n_stages
+        for i, dmax in enumerate(self.max_depths):
+            depth = np.asarray(self.stage_depths[i])[g[:, 2 + i]]
+            for j in range(dmax):
+                vals = lut[res, wid, i, j, g[:, pos + 2 * j], g[:, pos + 2 * j + 1]]
+                total += np.where((j < depth)[:, None], vals, 0.0)
+            pos += 2 * dmax
+        return total[:, 0], total[:, 1]
+
     # ---- sampling and variation -------------------------------------------------------------
     def _resolution_gene(self, resolution: int | None) -> int | None:
         if resolution is None:

@@ -77,7 +77,7 @@ class Supernet(nn.Module):
         if arch is not None:
             self.set_active(arch)
         arch = self.active
-        net = build_network(arch)
+        net = build_network(arch, init=False)
         modules = [*self.pre, *(m for blocks, d in zip(self.stages, self._depths, strict=True)
                                 for m in blocks[:d]), *self.post]
         for elastic, static in zip(modules, net.features, strict=True):

@@ -1,0 +1,94 @@
+"""``edgessl search``: budgeted self-supervised architecture search."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from edgessl.cli.app import app, console, print_json
+from edgessl.cli.common import DeviceOpt, JsonOpt, SeedOpt
+from edgessl.search import SearchConfig
+from edgessl.search.run import SearchSession
+
+
+@app.command("search")
+def search(
+    budget_mflops: Annotated[float | None, typer.Option(
+        "--budget-mflops", help="Max MFLOPs at the deployment resolution.")] = 600.0,
+    latency_ms: Annotated[float | None, typer.Option(
+        "--latency-ms", help="Max predicted latency (needs --latency-table).")] = None,
+    latency_table: Annotated[str | None, typer.Option(
+        "--latency-table", help="Latency table JSON (edgessl profile).")] = None,
+    max_params: Annotated[float | None, typer.Option(
+        "--max-params", help="Max parameters, in millions.")] = None,
+    supernet: Annotated[str | None, typer.Option(
+        "--supernet", help="Supernet checkpoint (edgessl train); default: the built-in one.")
+    ] = None,
+    data: Annotated[str, typer.Option(
+        "--data", help="digits, fashion-mnist or an image folder (labels: kNN proxy; "
+                       "none: label-free proxy).")] = "digits",
+    objectives: Annotated[str, typer.Option(
+        "--objectives", help="Comma list from accuracy, mflops, latency.")] = "accuracy,mflops",
+    population: Annotated[int, typer.Option("--population", help="NSGA-II population.")] = 16,
+    generations: Annotated[int, typer.Option("--generations", help="Generations.")] = 6,
+    proxy_bank: Annotated[int, typer.Option(
+        "--proxy-bank", help="Training images in the kNN bank (speed vs fidelity).")] = 500,
+    proxy_val: Annotated[int, typer.Option(
+        "--proxy-val", help="Held-out training images scored per candidate.")] = 300,
+    resolution: Annotated[int, typer.Option(
+        "--resolution", help="Deployment resolution the budget applies at.")] = 224,
+    proxy_resolution: Annotated[int | None, typer.Option(
+        "--proxy-resolution", help="Scoring resolution (default: the supernet's).")] = None,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    out: Annotated[str, typer.Option("--out", help="Output folder.")] = "results/search",
+    json: JsonOpt = False,
+) -> None:
+    """Find the most accurate sub-network under a FLOPs / latency / params budget.
+
+    Example: edgessl search --budget-mflops 600
+
+    Example: edgessl search --supernet runs/fm/last.ckpt --data fashion-mnist
+    --budget-mflops 300 --latency-ms 20 --latency-table latency_tables/x.json --out results/fm
+
+    Writes best.arch.json, best.ckpt, pareto.json/.csv/.png, candidates.csv and report.md.
+    Multi-process: torchrun --nproc-per-node N $(which edgessl) search ...
+    """
+    cfg = SearchConfig(out=out, max_mflops=budget_mflops, max_latency_ms=latency_ms,
+                       max_mparams=max_params, latency_table=latency_table, supernet=supernet,
+                       data=data, objectives=tuple(o.strip() for o in objectives.split(",")
+                                                   if o.strip()),
+                       population=population, generations=generations, seed=seed,
+                       resolution=resolution, proxy_resolution=proxy_resolution, device=device,
+                       bank=proxy_bank, val=proxy_val)
+    session = SearchSession(cfg)
+    columns = [TextColumn("[bold]search"), BarColumn(), TextColumn("gen {task.completed}/"
+               "{task.total}"), TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+               TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=json, disable=json) as bar:
+        task = bar.add_task("search", total=generations, status="sampling")
+
+        def update(p: dict) -> None:
+            best = p["best"]
+            status = (f"{p['evaluated']} scored; best {best.score:.3f} @ {best.mflops:.0f} MFLOPs"
+                      if best else f"{p['evaluated']} scored")
+            bar.update(task, completed=p["generation"], status=status)
+
+        result = session.run(update)
+    summary = {"out": out, "interrupted": result.interrupted,
+               "evaluated": len(result.candidates), "pareto_size": len(result.pareto),
+               "best": None if result.best is None else {
+                   **result.best.row(), "arch": result.best.arch.to_dict()}}
+    if json:
+        print_json(summary)
+    elif result.best is not None:
+        b = result.best
+        lat = "" if b.latency_ms is None else f", {b.latency_ms:.3f} ms predicted"
+        console.print(f"best: {b.arch}\n  proxy {result.info['proxy']} {b.score:.4f}, "
+                      f"{b.mflops:.1f} MFLOPs, {b.mparams:.2f} M params{lat}")
+        console.print(f"wrote {out}/best.arch.json, best.ckpt, pareto.json/.csv/.png, "
+                      "report.md")
+    if result.interrupted:
+        raise typer.Exit(130)

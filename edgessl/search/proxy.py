@@ -1,0 +1,139 @@
+"""Proxy accuracy of a sub-network, scored with the supernet's inherited weights.
+
+Each candidate is extracted from the supernet and its BatchNorm statistics are re-estimated on
+a few fixed batches; then, when the data has labels, its score is the kNN accuracy of its
+features on a held-out validation split carved from the *training* images (the test split is
+never looked at); without labels, the score is the linear CKA between its embeddings and the
+largest subnet's on the same images (agreement with the teacher, as in label-free NAS).
+Scores are cached by Arch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgessl.arch import Arch
+from edgessl.checkpoint import TRAIN_FORMAT, load_checkpoint
+from edgessl.errors import BadInput
+from edgessl.evaluate import knn_accuracy, recalibrate_bn
+from edgessl.models import EdgeNet
+from edgessl.supernet import Supernet
+
+
+def load_supernet(path: str) -> tuple[Supernet, dict[str, Any]]:
+    """A supernet from a training checkpoint (``edgessl train`` without a fixed arch)."""
+    from edgessl.spaces import get_space
+
+    payload = load_checkpoint(path, expect=TRAIN_FORMAT)
+    if payload.get("kind") != "supernet":
+        raise BadInput(f"checkpoint {path} trained one standalone network, not a supernet; "
+                       "search needs a supernet checkpoint (edgessl train --space mobilenet)")
+    space = get_space(str(payload.get("space")))
+    net = space.supernet()
+    try:
+        net.load_state_dict(payload["backbone"])
+    except RuntimeError as exc:
+        raise BadInput(f"checkpoint {path} weights do not fit a {space.name!r} supernet: "
+                       f"{str(exc).splitlines()[0][:160]}") from None
+    config = payload.get("config") or {}
+    info = {"path": str(path), "space": space.name, "ssl": config.get("ssl"),
+            "data": config.get("data"), "step": payload.get("step"),
+            "resolution": payload.get("resolution") or config.get("resolution")}
+    return net.eval(), info
+
+
+def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Linear centred kernel alignment of two feature matrices over the same N images
+    (Kornblith et al., 2019): 1 = same geometry up to rotation and scale; any widths."""
+    x = x - x.mean(0, keepdim=True)
+    y = y - y.mean(0, keepdim=True)
+    xty = (x.T @ y).pow(2).sum()
+    return float(xty / ((x.T @ x).pow(2).sum().sqrt() * (y.T @ y).pow(2).sum().sqrt() + 1e-12))
+
+
+@dataclass
+class ProxyData:
+    """Preprocessed tensors for scoring: BN calibration batches, bank and validation split."""
+
+    calib: list[torch.Tensor]
+    bank_x: torch.Tensor
+    bank_y: torch.Tensor | None
+    val_x: torch.Tensor
+    val_y: torch.Tensor | None
+
+    @property
+    def labelled(self) -> bool:
+        return self.bank_y is not None
+
+
+def prepare_proxy_data(data: str, resolution: int, bank: int = 500, val: int = 300,
+                       calib_batches: int = 2, batch_size: int = 64, seed: int = 0,
+                       use_labels: bool = True) -> ProxyData:
+    """Fixed tensors from the *train* split of ``data``: a kNN bank and a validation split."""
+    from edgessl.data import eval_loader, open_dataset
+
+    images = open_dataset(data, "train")
+    n = len(images)
+    if n < 20:
+        raise BadInput(f"--data {data} has only {n} training images; search needs at least 20")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = min(val, n // 3)
+    n_bank = min(bank, n - n_val)
+    val_set, bank_set = images.subset(perm[:n_val]), images.subset(perm[n_val:n_val + n_bank])
+
+    def tensors(s):
+        xs, ys = zip(*eval_loader(s, resolution, batch_size=256), strict=True)
+        return torch.cat(xs), torch.cat([torch.as_tensor(y) for y in ys])
+
+    bx, by = tensors(bank_set)
+    vx, vy = tensors(val_set)
+    labelled = use_labels and images.labelled
+    calib = list(bx[: calib_batches * batch_size].split(batch_size))
+    return ProxyData(calib, bx, by if labelled else None, vx, vy if labelled else None)
+
+
+class ProxyScorer:
+    """Scores Archs with inherited supernet weights; results cached by Arch."""
+
+    def __init__(self, supernet: Supernet, data: ProxyData, device: str | torch.device = "cpu",
+                 k: int = 20, temperature: float = 0.07):
+        self.supernet = supernet.to(device).eval()
+        self.data = data
+        self.device = torch.device(device)
+        self.k, self.temperature = k, temperature
+        self.cache: dict[Arch, float] = {}
+        self._teacher: torch.Tensor | None = None
+
+    @property
+    def kind(self) -> str:
+        return "knn" if self.data.labelled else "cka"
+
+    def subnet(self, arch: Arch) -> EdgeNet:
+        """The standalone subnet with inherited weights and re-estimated BN statistics."""
+        net = self.supernet.extract(arch).to(self.device)
+        return recalibrate_bn(net, self.data.calib, self.device)
+
+    @torch.no_grad()
+    def _features(self, net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([net(b.to(self.device)).float().cpu() for b in x.split(256)])
+
+    def score(self, arch: Arch) -> float:
+        if arch not in self.cache:
+            net = self.subnet(arch)
+            val = self._features(net, self.data.val_x)
+            if self.data.labelled:
+                bank = self._features(net, self.data.bank_x)
+                s = knn_accuracy(bank, self.data.bank_y, val, self.data.val_y, self.k,
+                                 self.temperature)
+            else:
+                if self._teacher is None:
+                    space = self.supernet.space
+                    teacher = self.subnet(space.largest(arch.resolution))
+                    self._teacher = self._features(teacher, self.data.val_x)
+                s = linear_cka(val, self._teacher)
+            self.cache[arch] = float(s)
+        return self.cache[arch]

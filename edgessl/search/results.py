@@ -1,0 +1,141 @@
+"""Search outputs: Pareto front (JSON, CSV, PNG with baselines marked), best arch, report."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgessl.arch import Arch
+from edgessl.utils import atomic_write, atomic_write_text
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One scored, feasible architecture and its costs."""
+
+    arch: Arch
+    score: float
+    mflops: float
+    mparams: float
+    latency_ms: float | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {"score": round(self.score, 6), "mflops": round(self.mflops, 3),
+                "mparams": round(self.mparams, 4),
+                "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 4),
+                "arch": str(self.arch)}
+
+
+@dataclass
+class SearchResult:
+    best: Candidate | None
+    pareto: list[Candidate]
+    candidates: list[Candidate]
+    info: dict[str, Any] = field(default_factory=dict)
+    interrupted: bool = False
+
+
+def objectives_matrix(cands: list[Candidate], objectives: tuple[str, ...]) -> np.ndarray:
+    cols = {"accuracy": [-c.score for c in cands], "mflops": [c.mflops for c in cands],
+            "latency": [c.latency_ms or 0.0 for c in cands]}
+    return np.array([cols[o] for o in objectives], dtype=float).T.reshape(len(cands), -1)
+
+
+def write_pareto(out: Path, pareto: list[Candidate]) -> None:
+    rows = [{**c.row(), "arch": c.arch.to_dict()} for c in pareto]
+    atomic_write_text(out / "pareto.json", json.dumps(rows, indent=1) + "\n")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["score", "mflops", "mparams", "latency_ms", "arch"])
+    w.writeheader()
+    for c in pareto:
+        w.writerow({**c.row(), "arch": c.arch.to_json()})
+    atomic_write_text(out / "pareto.csv", buf.getvalue())
+
+
+def write_candidates(out: Path, cands: list[Candidate]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["score", "mflops", "mparams", "latency_ms", "arch"])
+    w.writeheader()
+    for c in cands:
+        w.writerow({**c.row(), "arch": c.arch.to_json()})
+    atomic_write_text(out / "candidates.csv", buf.getvalue())
+
+
+def plot_pareto(out: Path, result: SearchResult, x: str, budget: float | None,
+                baselines: dict[str, float], score_label: str) -> Path:
+    """Proxy score against MFLOPs (or latency): every candidate, the front, the budget line,
+    and the handcrafted baselines' costs at the same resolution as labelled vertical marks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def xs(cs):
+        return [c.mflops if x == "mflops" else c.latency_ms for c in cs]
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    ax.scatter(xs(result.candidates), [c.score for c in result.candidates], s=10,
+               color="0.7", label="evaluated")
+    front = sorted(result.pareto, key=lambda c: xs([c])[0])
+    ax.plot(xs(front), [c.score for c in front], "o-", color="tab:blue", ms=4,
+            label="Pareto front")
+    if result.best is not None:
+        ax.scatter(xs([result.best]), [result.best.score], marker="*", s=180, color="tab:red",
+                   zorder=5, label="best")
+    if budget is not None:
+        ax.axvline(budget, color="tab:red", ls="--", lw=1, label="budget")
+    for name, cost in baselines.items():
+        ax.axvline(cost, color="tab:green", ls=":", lw=1)
+        ax.annotate(name, (cost, 0.02), xycoords=("data", "axes fraction"), rotation=90,
+                    fontsize=7, color="tab:green", ha="right", va="bottom")
+    ax.set_xlabel("MFLOPs (at deployment resolution)" if x == "mflops"
+                  else "predicted latency (ms)")
+    ax.set_ylabel(score_label)
+    ax.set_title("edgessl search: proxy accuracy vs cost")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path = out / "pareto.png"
+    atomic_write(path, lambda p: fig.savefig(p, format="png"))
+    plt.close(fig)
+    return path
+
+
+def write_report(out: Path, result: SearchResult) -> None:
+    info = result.info
+    lines = ["# edgessl search report", ""]
+    if result.interrupted:
+        lines += ["**Interrupted**: results below cover the generations completed so far.", ""]
+    lines += [f"- space: `{info.get('space')}`, deployment resolution {info.get('resolution')}",
+              f"- budget: {info.get('budget')}",
+              f"- supernet: `{info.get('supernet')}` (trained with {info.get('ssl')} on "
+              f"{info.get('supernet_data')})",
+              f"- proxy: {info.get('proxy')} on `{info.get('data')}` at proxy resolution "
+              f"{info.get('proxy_resolution')} px (the budget is checked at the deployment "
+              "resolution; scoring uses the smaller proxy resolution the supernet was trained "
+              "at, since the networks are fully convolutional)",
+              f"- evolution: NSGA-II, population {info.get('population')}, "
+              f"{info.get('generations_done')}/{info.get('generations')} generations, "
+              f"seed {info.get('seed')}; {len(result.candidates)} distinct candidates scored "
+              f"in {info.get('seconds', 0):.0f} s on {info.get('world', 1)} process(es)",
+              ""]
+    if result.best is not None:
+        b = result.best
+        lat = "" if b.latency_ms is None else f", predicted latency {b.latency_ms:.3f} ms"
+        lines += ["## Best", "", f"`{b.arch}`", "",
+                  f"score {b.score:.4f}, {b.mflops:.1f} MFLOPs, {b.mparams:.2f} M params{lat}",
+                  ""]
+    lines += ["## Pareto front", "", "| score | MFLOPs | M params | latency ms | arch |",
+              "|---|---|---|---|---|"]
+    for c in sorted(result.pareto, key=lambda c: c.mflops):
+        lat = "" if c.latency_ms is None else f"{c.latency_ms:.3f}"
+        lines.append(f"| {c.score:.4f} | {c.mflops:.1f} | {c.mparams:.2f} | {lat} | "
+                     f"`{c.arch}` |")
+    lines += ["", "Files: `best.arch.json`, `best.ckpt` (standalone, inherited weights, BN "
+              "re-estimated), `pareto.json`, `pareto.csv`, `pareto.png`, `candidates.csv`.", ""]
+    atomic_write_text(out / "report.md", "\n".join(lines))

@@ -1,0 +1,214 @@
+"""``run_search``: budgeted NSGA-II search of a trained supernet, end to end, from Python.
+
+>>> from edgessl.search import SearchConfig, run_search
+>>> result = run_search(SearchConfig(out="results/s600", max_mflops=600))
+>>> result.best.arch, result.best.mflops
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgessl.errors import BadInput
+from edgessl.search.budget import Budget, Constraints
+from edgessl.search.evolution import OBJECTIVES, pareto_mask, run_nsga2
+from edgessl.search.proxy import ProxyScorer, load_supernet, prepare_proxy_data
+from edgessl.search.results import (
+    Candidate,
+    SearchResult,
+    objectives_matrix,
+    plot_pareto,
+    write_candidates,
+    write_pareto,
+    write_report,
+)
+
+DEFAULT_SUPERNET = "supernet-digits-mobilenet.ckpt"
+
+
+def default_supernet() -> Path:
+    """The supernet shipped in the package (trained on digits; see the README for the command)."""
+    return Path(str(resources.files("edgessl") / "assets" / DEFAULT_SUPERNET))
+
+
+@dataclass
+class SearchConfig:
+    """Everything ``edgessl search`` takes; defaults are the built-in demo."""
+
+    out: str | Path = "results/search"
+    max_mflops: float | None = 600.0
+    max_latency_ms: float | None = None
+    max_mparams: float | None = None
+    latency_table: str | None = None
+    supernet: str | None = None
+    data: str = "digits"
+    objectives: tuple[str, ...] = ("accuracy", "mflops")
+    population: int = 16
+    generations: int = 6
+    seed: int = 0
+    resolution: int = 224
+    proxy_resolution: int | None = None
+    device: str = "auto"
+    bank: int = 500
+    val: int = 300
+    use_labels: bool = True
+
+    def budget(self) -> Budget:
+        return Budget(self.max_mflops, self.max_latency_ms, self.max_mparams)
+
+
+def _check_objectives(cfg: SearchConfig) -> tuple[str, ...]:
+    objs = tuple(cfg.objectives)
+    for o in objs:
+        if o not in OBJECTIVES:
+            raise BadInput(f"--objectives: unknown objective {o!r}; known: {', '.join(OBJECTIVES)}")
+    if "accuracy" not in objs:
+        raise BadInput("--objectives must include accuracy")
+    if "latency" in objs and cfg.latency_table is None:
+        raise BadInput("--objectives latency needs --latency-table")
+    if cfg.population < 4 or cfg.generations < 1:
+        raise BadInput(f"--population {cfg.population} must be >= 4 and --generations "
+                       f"{cfg.generations} >= 1")
+    return objs
+
+
+class SearchSession:
+    """A validated, loaded search, ready to run: every bad input is refused before this
+    exists (cheap checks first), so nothing is written for a bad command line."""
+
+    def __init__(self, cfg: SearchConfig):
+        from edgessl.spaces import get_space
+        from edgessl.train.distributed import init_distributed, resolve_device
+
+        self.cfg = cfg
+        self.objectives = _check_objectives(cfg)
+        for name, value in (("--budget-mflops", cfg.max_mflops),
+                            ("--latency-ms", cfg.max_latency_ms),
+                            ("--max-params", cfg.max_mparams)):
+            if value is not None and not value > 0:
+                raise BadInput(f"{name} {value:g} must be a positive number")
+        self.table = None
+        if cfg.latency_table is not None:
+            from edgessl.cost.latency import LatencyTable
+
+            self.table = LatencyTable.load(cfg.latency_table)
+        self.ckpt = Path(cfg.supernet) if cfg.supernet else default_supernet()
+        if not self.ckpt.is_file():
+            raise BadInput(f"supernet checkpoint not found: {self.ckpt}")
+        self.supernet, self.sinfo = load_supernet(str(self.ckpt))
+        self.space = get_space(self.sinfo["space"])
+        if cfg.resolution not in self.space.resolutions:
+            raise BadInput(f"--resolution {cfg.resolution} not in space {self.space.name!r}; "
+                           f"allowed: {', '.join(map(str, self.space.resolutions))}")
+        self.constraints = Constraints(self.space, cfg.budget(), cfg.resolution, self.table)
+        self.constraints.check_achievable()
+        self.device = resolve_device(cfg.device)
+        self.proxy_res = int(cfg.proxy_resolution or self.sinfo.get("resolution") or 32)
+        data = prepare_proxy_data(cfg.data, self.proxy_res, cfg.bank, cfg.val, seed=cfg.seed,
+                                  use_labels=cfg.use_labels)
+        self.env = init_distributed(self.device)
+        self.scorer = ProxyScorer(self.supernet, data, self.device)
+
+    def run(self, progress: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
+        """Search and write every output (rank 0). Ctrl-C stops after the generation in
+        progress and still writes what was found (``result.interrupted``)."""
+        cfg, env, scorer, space = self.cfg, self.env, self.scorer, self.space
+        constraints = self.constraints
+        records: dict = {}
+        t0 = time.time()
+        state = {"generations_done": 0}
+
+        def score(genes: np.ndarray) -> np.ndarray:
+            archs = [space.decode(g) for g in genes]
+            todo = list(dict.fromkeys(a for a in archs if a not in scorer.cache))
+            mine = {a: scorer.score(a) for a in todo[env.rank::env.world]}
+            if env.active:
+                from edgessl.train.distributed import gather_objects
+
+                for part in gather_objects(env, mine):
+                    scorer.cache.update(part)
+            costs = constraints.measure(genes)
+            for i, a in enumerate(archs):
+                lat = float(costs["latency_ms"][i]) if "latency_ms" in costs else None
+                records[a] = Candidate(a, scorer.cache[a], float(costs["mflops"][i]),
+                                       float(costs["mparams"][i]), lat)
+            return np.array([scorer.cache[a] for a in archs])
+
+        def on_generation(gen: int, X: np.ndarray, F: np.ndarray) -> None:
+            state["generations_done"] = gen
+            if progress is not None:
+                best = max(records.values(), key=lambda c: (c.score, -c.mflops), default=None)
+                progress({"generation": gen, "generations": cfg.generations,
+                          "evaluated": len(records), "best": best})
+
+        interrupted = False
+        try:
+            run_nsga2(constraints, self.objectives, score, cfg.population, cfg.generations,
+                      cfg.seed, on_generation)
+        except KeyboardInterrupt:
+            interrupted = True
+        cands = list(records.values())
+        pareto: list[Candidate] = []
+        if cands:
+            mask = pareto_mask(objectives_matrix(cands, self.objectives))
+            pareto = sorted((c for c, m in zip(cands, mask, strict=True) if m),
+                            key=lambda c: (c.mflops, -c.score, str(c.arch)))
+        best = max(cands, key=lambda c: (c.score, -c.mflops)) if cands else None
+        config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
+        info = {"space": space.name, "resolution": cfg.resolution,
+                "budget": cfg.budget().to_dict(), "supernet": str(self.ckpt),
+                "ssl": self.sinfo.get("ssl"), "supernet_data": self.sinfo.get("data"),
+                "proxy": scorer.kind, "data": cfg.data, "proxy_resolution": self.proxy_res,
+                "population": cfg.population, "generations": cfg.generations,
+                "generations_done": state["generations_done"], "seed": cfg.seed,
+                "seconds": time.time() - t0, "world": env.world,
+                "objectives": list(self.objectives), "latency_table": cfg.latency_table,
+                "config": config}
+        result = SearchResult(best, pareto, cands, info, interrupted)
+        if env.main:
+            write_outputs(Path(cfg.out), result, scorer, self.table is not None, cfg)
+        return result
+
+
+def run_search(cfg: SearchConfig,
+               progress: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
+    """Validate, load, search and write every output; see :class:`SearchSession`."""
+    return SearchSession(cfg).run(progress)
+
+
+def write_outputs(out: Path, result: SearchResult, scorer: ProxyScorer, with_latency: bool,
+                  cfg: SearchConfig) -> None:
+    """best.arch.json, best.ckpt, pareto.{json,csv,png}, candidates.csv, report.md."""
+    from edgessl.checkpoint import save_model
+    from edgessl.cost.flops import model_cost
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_pareto(out, result.pareto)
+    write_candidates(out, result.candidates)
+    x = "latency" if with_latency and cfg.max_latency_ms is not None else "mflops"
+    baselines = {}
+    if x == "mflops":
+        for name in ("mobilenet_v3_small", "mobilenet_v3_large", "mobilenet_v2", "resnet18"):
+            baselines[name] = model_cost(name, cfg.resolution).mflops
+    if result.candidates:
+        plot_pareto(out, result, x, cfg.max_mflops if x == "mflops" else cfg.max_latency_ms,
+                    baselines, "kNN accuracy (proxy)" if scorer.kind == "knn"
+                    else "CKA with largest subnet (proxy)")
+    if result.best is not None:
+        best = result.best
+        best.arch.save(out / "best.arch.json")
+        net = scorer.subnet(best.arch).cpu()
+        save_model(out / "best.ckpt", best.arch, net,
+                   {"source": "search", "score": best.score, "proxy": scorer.kind,
+                    "proxy_resolution": result.info["proxy_resolution"],
+                    "train_resolution": result.info["proxy_resolution"],
+                    "supernet": result.info["supernet"], "mflops": best.mflops})
+    write_report(out, result)
