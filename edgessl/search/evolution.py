@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
-from pymoo.core.mutation import Mutation
 from pymoo.core.evaluator import Evaluator
+from pymoo.core.mutation import Mutation
 from pymoo.core.problem import Problem
 from pymoo.core.repair import Repair
 from pymoo.core.sampling import Sampling

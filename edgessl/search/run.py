@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from edgessl.errors import BadInput
 from edgessl.search.budget import Budget, Constraints
