@@ -67,7 +67,8 @@ def search(
     columns = [TextColumn("[bold]search"), BarColumn(), TextColumn("gen {task.completed}/"
                "{task.total}"), TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
                TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=json, disable=json) as bar:
+    quiet = json or not session.env.main  # under torchrun only rank 0 reports
+    with Progress(*columns, console=console, transient=json, disable=quiet) as bar:
         task = bar.add_task("search", total=generations, status="sampling")
 
         def update(p: dict) -> None:
@@ -77,6 +78,13 @@ def search(
             bar.update(task, completed=p["generation"], status=status)
 
         result = session.run(update)
+    if session.env.main:
+        _report(result, out, json)
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+def _report(result, out: str, json: bool) -> None:
     summary = {"out": out, "interrupted": result.interrupted,
                "evaluated": len(result.candidates), "pareto_size": len(result.pareto),
                "best": None if result.best is None else {
@@ -90,5 +98,3 @@ def search(
                       f"{b.mflops:.1f} MFLOPs, {b.mparams:.2f} M params{lat}")
         console.print(f"wrote {out}/best.arch.json, best.ckpt, pareto.json/.csv/.png, "
                       "report.md")
-    if result.interrupted:
-        raise typer.Exit(130)

@@ -174,6 +174,9 @@ class SearchSession:
         result = SearchResult(best, pareto, cands, info, interrupted)
         if env.main:
             write_outputs(Path(cfg.out), result, scorer, self.table is not None, cfg)
+        from edgessl.train.distributed import shutdown
+
+        shutdown(env)
         return result
 
 
@@ -195,8 +198,12 @@ def write_outputs(out: Path, result: SearchResult, scorer: ProxyScorer, with_lat
     x = "latency" if with_latency and cfg.max_latency_ms is not None else "mflops"
     baselines = {}
     if x == "mflops":
-        for name in ("mobilenet_v3_small", "mobilenet_v3_large", "mobilenet_v2", "resnet18"):
-            baselines[name] = model_cost(name, cfg.resolution).mflops
+        right = 1.3 * max([c.mflops for c in result.candidates] + [cfg.max_mflops or 0])
+        for name in ("mobilenet_v3_small", "mobilenet_v3_large", "mobilenet_v2", "resnet18",
+                     "resnet50"):
+            cost = model_cost(name, cfg.resolution).mflops
+            if cost <= right:  # only baselines inside the plotted range
+                baselines[name] = cost
     if result.candidates:
         plot_pareto(out, result, x, cfg.max_mflops if x == "mflops" else cfg.max_latency_ms,
                     baselines, "kNN accuracy (proxy)" if scorer.kind == "knn"
