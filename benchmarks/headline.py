@@ -114,14 +114,10 @@ def main() -> None:
     bench = last_json(edgessl("bench", search_dir, "--against", ",".join(BASELINES),
                               "--backend", "onnxruntime-cpu", "--threads", 1, "--resolution",
                               224, "--json", log=log))
-    lat = {}
-    for row in bench.get("models", []):
-        key = row.get("name", "")
-        for name in BASELINES:
-            if key == name:
-                lat[name] = row["median_ms"]
-        if key not in BASELINES:
-            lat["searched (inherited)"] = lat["searched (retrained)"] = row["median_ms"]
+    rows = bench["results"]
+    lat = {"searched (inherited)": rows[0]["median_ms"],
+           "searched (retrained)": rows[0]["median_ms"]}
+    lat.update({name: row["median_ms"] for name, row in zip(BASELINES, rows[1:], strict=True)})
     lines = [
         "## Headline: searched vs handcrafted on Fashion-MNIST", "",
         f"`python benchmarks/headline.py {' '.join(sys.argv[1:])}` on {today()}; {machine()}; "
