@@ -1,0 +1,133 @@
+"""``edgessl export`` (verified ONNX / TensorRT) and ``edgessl bench`` (side-by-side latency)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from edgessl.cli.app import app, console, err_console, print_json
+from edgessl.cli.common import JsonOpt, ResolutionOpt
+from edgessl.errors import BadInput
+
+
+@contextmanager
+def _progress(total: int | None, label: str):
+    """A transient progress bar on stderr (stdout stays clean for --json); off when stderr is
+    not a terminal, so errors stay one line."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  TimeElapsedColumn(), console=err_console, transient=True,
+                  disable=not err_console.is_terminal) as progress:
+        task = progress.add_task(label, total=total)
+        yield progress, task
+
+
+@app.command("export")
+def export_cmd(
+    source: Annotated[str, typer.Argument(
+        help="A search result folder, a standalone checkpoint (.ckpt), an arch JSON "
+             "(random-init weights) or a baseline name.")],
+    out: Annotated[str, typer.Option("--out", help="Output folder.")],
+    onnx: Annotated[bool, typer.Option(
+        "--onnx", help="Write the ONNX model (always done: TensorRT is built from it).")] = True,
+    tensorrt: Annotated[bool, typer.Option(
+        "--tensorrt", help="Also build a TensorRT engine (needs the tensorrt extra).")] = False,
+    fp16: Annotated[bool, typer.Option(
+        "--fp16", help="Also write a float16 ONNX model (model_fp16.onnx), checked alike.")
+    ] = False,
+    dynamic_batch: Annotated[bool, typer.Option(
+        "--dynamic-batch", help="Symbolic batch dimension (parity checked at batch 1 and 3).")
+    ] = False,
+    opset: Annotated[int | None, typer.Option(
+        "--opset", help="ONNX opset (18 or newer; default 20).")] = None,
+    resolution: ResolutionOpt = None,
+    opt_batch: Annotated[int, typer.Option(
+        "--opt-batch", help="TensorRT profile: batch the engine is tuned for.")] = 1,
+    max_batch: Annotated[int, typer.Option(
+        "--max-batch", help="TensorRT profile: largest batch (with --dynamic-batch).")] = 16,
+    json: JsonOpt = False,
+) -> None:
+    """Export a network to ONNX (checked with onnx.checker and against PyTorch on real images)
+    and optionally TensorRT; writes DIR/export.json and DIR/trtexec.sh.
+
+    Example: edgessl export mobilenet_v2 --onnx --dynamic-batch --out exported/
+    """
+    from edgessl.deploy.export import export
+
+    steps = 6 + (3 if fp16 else 0) + (1 if tensorrt else 0)
+    with _progress(steps, "exporting") as (progress, task):
+        def step(label: str) -> None:
+            progress.update(task, description=label, advance=1)
+
+        report = export(source, out, tensorrt=tensorrt, fp16=fp16, dynamic_batch=dynamic_batch,
+                        opset=opset, resolution=resolution, opt_batch=opt_batch,
+                        max_batch=max_batch, step=step)
+    if json:
+        print_json(report)
+        return
+    shape = report["onnx"]["model.onnx"]["inputs"][0]["shape"]
+    console.print(f"[bold]{report['name']}[/] -> {out}  input {shape}  opset {report['opset']}")
+    table = Table("file", "dtype", "batches", "max abs diff", "tolerance", "parity")
+    for name, p in report["parity"].items():
+        table.add_row(name, p["dtype"], ",".join(map(str, p["batches"])),
+                      f"{p['max_abs_diff']:.2e}", f"{p['tolerance']:.1e}",
+                      "[green]pass[/]" if p["passed"] else "[red]FAIL[/]")
+    console.print(table)
+    macs = report["macs"]
+    line = f"ONNX graph MFLOPs (conv+gemm, batch 1): {macs['onnx_mflops']:.2f}"
+    if macs["analytic_mflops"] is not None:
+        line += f"; analytic backbone: {macs['analytic_mflops']:.2f}"
+    console.print(line)
+    trt = report["tensorrt"]
+    console.print(f"TensorRT: {'engine ' + trt['engine'] if trt.get('engine') else ''}"
+                  f"{' ready, see ' + trt['trtexec'] if trt['ready'] else trt.get('reason')}")
+
+
+@app.command("bench")
+def bench_cmd(
+    model: Annotated[str, typer.Argument(
+        help="An ONNX file, a TensorRT engine, an export or result folder, a checkpoint, an "
+             "arch JSON or a baseline name.")],
+    backend: Annotated[str, typer.Option(
+        "--backend", help="onnxruntime-cpu, onnxruntime-cuda, torch-cpu, torch-cuda or "
+                          "tensorrt.")] = "onnxruntime-cpu",
+    against: Annotated[str, typer.Option(
+        "--against", help="Comma-separated models measured in the same run, e.g. "
+                          "resnet18,resnet50,mobilenet_v2.")] = "",
+    batch: Annotated[int, typer.Option("--batch", help="Batch size.")] = 1,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", help="CPU threads (default: the runtime's choice).")] = None,
+    runs: Annotated[int, typer.Option("--runs", help="Timed rounds.")] = 50,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed warm-up rounds.")] = 10,
+    resolution: ResolutionOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Latency of MODEL and --against models, measured side by side in one run (interleaved
+    rounds), with median/p90/p99, throughput and the ratio to MODEL.
+
+    Example: edgessl bench exported/model.onnx --against resnet18,resnet50 --json
+    """
+    from edgessl.deploy.bench import bench
+
+    models = [model, *(m.strip() for m in against.split(",") if m.strip())]
+    if len(set(models)) != len(models):
+        raise BadInput(f"a model appears twice in {', '.join(models)}")
+    with _progress(runs, "preparing") as (progress, task):
+        report = bench(models, backend, batch, threads, runs, warmup, resolution,
+                       on_round=lambda _r: progress.update(task, description="timing",
+                                                           advance=1),
+                       on_prepare=lambda m: progress.update(task,
+                                                            description=f"preparing {m}"))
+    if json:
+        print_json(report)
+        return
+    table = Table("model", "median ms", "p90 ms", "p99 ms", "images/s", "ratio",
+                  title=f"{report['backend']}, batch {batch}, {report['resolution']}px, "
+                        f"{runs} runs, threads {threads or 'default'}")
+    for r in report["results"]:
+        table.add_row(r["model"], f"{r['median_ms']:.3f}", f"{r['p90_ms']:.3f}",
+                      f"{r['p99_ms']:.3f}", f"{r['throughput_ips']:.1f}", f"{r['ratio']:.2f}x")
+    console.print(table)

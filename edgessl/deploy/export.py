@@ -1,0 +1,153 @@
+"""``edgessl export``: SOURCE -> verified ONNX (fp32, optionally fp16) [-> TensorRT engine],
+with ``DIR/export.json`` recording what was exported, from what, shapes, opset, parity figures,
+MAC counts and file hashes.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from edgessl.arch import Arch
+from edgessl.deploy import onnx as donnx
+from edgessl.deploy import tensorrt as dtrt
+from edgessl.deploy.onnx_flops import onnx_macs
+from edgessl.deploy.sources import Source, resolve_source, sha256_file
+from edgessl.errors import BadInput, RuntimeFailure
+from edgessl.utils import atomic_write_text
+
+EXPORT_FORMAT = "edgessl-export/1"
+ONNX_FP32, ONNX_FP16, ENGINE, TRTEXEC, REPORT = (
+    "model.onnx", "model_fp16.onnx", "model.engine", "trtexec.sh", "export.json")
+MAC_TOLERANCE = 0.005
+
+
+def _versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import torch
+
+    return {"torch": torch.__version__, "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__, "python": platform.python_version()}
+
+
+def mac_report(source: Source, onnx_path: Path) -> dict[str, Any]:
+    """MACs counted in the ONNX graph vs. the analytic count of the backbone (Archs only; the
+    exported backbone has no classifier, so the analytic count uses ``num_classes=0``)."""
+    counted = onnx_macs(onnx_path)
+    row: dict[str, Any] = {"onnx_mflops": counted / 1e6, "analytic_mflops": None, "match": None}
+    ref = source.ref
+    if isinstance(ref, Arch):
+        from edgessl.spaces import get_space
+
+        space = get_space(ref.space)
+        if source.resolution in space.resolutions:
+            analytic = space.cost(ref.replace(resolution=source.resolution), num_classes=0)[0]
+            row["analytic_mflops"] = analytic / 1e6
+            row["match"] = abs(counted - analytic) <= MAC_TOLERANCE * analytic
+    return row
+
+
+def _prepare_out(out: str | Path) -> Path:
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def export(source: str, out: str | Path, tensorrt: bool = False, fp16: bool = False,
+           dynamic_batch: bool = False, opset: int | None = None, resolution: int | None = None,
+           opt_batch: int = 1, max_batch: int = 16,
+           step: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Export SOURCE into folder ``out``; returns the ``export.json`` content.
+
+    Raises :class:`BadInput` (bad source/opset/resolution, TensorRT missing) before any work,
+    and :class:`RuntimeFailure` when a check fails (files and ``export.json`` are kept so the
+    failure can be inspected).
+    """
+    step = step or (lambda _label: None)
+    opset = donnx.check_opset(opset)
+    if tensorrt:
+        dtrt.import_tensorrt()  # fail fast, before minutes of exporting
+    if max_batch < 1 or (dynamic_batch and max_batch > donnx.MAX_BATCH):
+        raise BadInput(f"--max-batch {max_batch} must lie in 1..{donnx.MAX_BATCH}")
+    src = resolve_source(source, resolution)
+    out = _prepare_out(out)
+    batches = (1, 3) if dynamic_batch else (1, 1, 1)
+    files = {ONNX_FP32: out / ONNX_FP32}
+    if fp16:
+        files[ONNX_FP16] = out / ONNX_FP16
+
+    parity: dict[str, Any] = {}
+    for name, path in files.items():
+        half = name == ONNX_FP16
+        step(f"exporting {name}")
+        donnx.export_onnx(src.module, path, src.resolution, opset, dynamic_batch, fp16=half)
+        step(f"checking {name}")
+        donnx.check_model(path)
+        parity[name] = donnx.check_parity(src.module, path, src.resolution, batches,
+                                          fp16=half).to_dict()
+
+    step("counting MACs")
+    report: dict[str, Any] = {
+        "format": EXPORT_FORMAT,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "name": src.name,
+        "source": src.describe(),
+        "resolution": src.resolution,
+        "dynamic_batch": dynamic_batch,
+        "opset": opset,
+        "onnx": {name: donnx.describe_onnx(p) for name, p in files.items()},
+        "parity": parity,
+        "parity_rule": {"fp32_max_abs_diff": f"{donnx.FP32_TOL} * max(1, max|reference|)",
+                        "fp16_max_abs_diff": f"{donnx.FP16_TOL} * max(1, max|reference|)",
+                        "images": "sklearn digits, upsampled, 3 channels, ImageNet-normalised"},
+        "macs": mac_report(src, files[ONNX_FP32]),
+        "versions": _versions(),
+    }
+    failed = [f"{name}: max abs diff {p['max_abs_diff']:.3g} > {p['tolerance']:.3g}"
+              for name, p in parity.items() if not p["passed"]]
+    report["tensorrt"] = (
+        {"ready": False, "reason": "parity check failed: nothing is built from a wrong ONNX"}
+        if failed else _tensorrt_part(out, files, fp16, tensorrt, opt_batch, max_batch, step))
+    trt_part = report["tensorrt"]
+    extra = [trt_part.get("trtexec"), trt_part.get("engine")]
+    all_files = [*files.values(), *(out / f for f in extra if f)]
+    report["files"] = {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+                       for p in all_files}
+    atomic_write_text(out / REPORT, json.dumps(report, indent=2) + "\n")
+    (out / REPORT).chmod(0o644)
+    if failed:
+        raise RuntimeFailure(f"parity check failed ({'; '.join(failed)}); see {out / REPORT}")
+    return report
+
+
+def _tensorrt_part(out: Path, files: dict[str, Path], fp16: bool, build: bool, opt_batch: int,
+                   max_batch: int, step: Callable[[str], None]) -> dict[str, Any]:
+    """Verify what TensorRT consumes, write trtexec.sh, and build the engine when asked."""
+    step("verifying the ONNX for TensorRT")
+    try:
+        profile = dtrt.profile_for(files[ONNX_FP32], opt_batch, max_batch)
+        checks = {name: dtrt.verify_for_tensorrt(p, profile) for name, p in files.items()}
+    except RuntimeFailure as exc:
+        if build:
+            raise
+        return {"ready": False, "reason": str(exc)}
+    dtrt.write_trtexec_script(out / TRTEXEC, profile, files[ONNX_FP32], files.get(ONNX_FP16),
+                              fp16, ENGINE)
+    part: dict[str, Any] = {"ready": True, "profile": profile.to_dict(), "checks": checks,
+                            "trtexec": TRTEXEC, "engine": None}
+    if build:
+        step("building the TensorRT engine")
+        trt = dtrt.import_tensorrt()
+        plan = dtrt.plan_build(int(trt.__version__.split(".")[0]), fp16, files[ONNX_FP32],
+                               files.get(ONNX_FP16))
+        dtrt.build_engine(plan, profile, out / ENGINE)
+        part.update(engine=ENGINE, tensorrt_version=trt.__version__, built_from=plan.onnx.name,
+                    strongly_typed=plan.strongly_typed, fp16_flag=plan.fp16_flag)
+    return part
