@@ -1,0 +1,205 @@
+"""``edgessl profile``: measure a latency table on this device, resumably, then calibrate and
+validate it on whole random subnets.
+
+The table file itself is the checkpoint: it is rewritten atomically after every chunk of
+entries (``complete: false`` until the last), and a run pointed at an existing file with the
+same settings keeps what is there and measures only the rest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgessl.cost.latency import FORMAT, LatencyTable
+from edgessl.errors import BadInput
+from edgessl.profile import runners
+from edgessl.profile.backends import Backend, default_clock, get_backend
+from edgessl.profile.blocks import (
+    Choices,
+    build_module,
+    enumerate_specs,
+    input_shape,
+    sample_arch,
+)
+from edgessl.spaces import get_space
+
+Progress = Callable[[str, int, int], None]
+_MATCH = ("space", "backend", "threads", "batch", "dtype", "clock", "choices")
+
+
+@dataclass
+class Settings:
+    """Everything that defines a table (and how hard to measure it)."""
+
+    space: str = "mobilenet"
+    backend: str = "onnxruntime-cpu"
+    resolutions: list[int] = field(default_factory=list)
+    width_mults: list[float] = field(default_factory=list)
+    kernels: list[int] = field(default_factory=list)
+    expands: list[float] = field(default_factory=list)
+    threads: int = 1
+    batch: int = 1
+    dtype: str = "fp32"
+    clock: str = "auto"
+    runs: int = 100
+    rounds: int = 5
+    warmup: int = 10
+    chunk: int = 64
+    validate: int = 0
+    calibrate: int = 0
+    net_runs: int = 40
+    net_chunk: int = 64
+    seed: int = 0
+
+    def check(self) -> None:
+        for name in ("threads", "batch", "runs", "rounds", "chunk", "net_runs", "net_chunk"):
+            if getattr(self, name) < 1:
+                raise BadInput(f"--{name} {getattr(self, name)} must be at least 1")
+        for name in ("warmup", "validate", "calibrate"):
+            if getattr(self, name) < 0:
+                raise BadInput(f"--{name} {getattr(self, name)} must be at least 0")
+        if self.dtype not in runners.DTYPES:
+            raise BadInput(f"--dtype {self.dtype!r} not supported; use fp32 or fp16")
+        if self.clock not in ("auto", *runners.CLOCKS):
+            raise BadInput(f"--clock {self.clock!r}: use auto, wall or cpu")
+
+    def choices(self) -> Choices:
+        return Choices.of(get_space(self.space), self.resolutions, self.width_mults,
+                          self.kernels, self.expands)
+
+    def resolved_clock(self, backend: Backend) -> str:
+        return default_clock(backend, self.threads) if self.clock == "auto" else self.clock
+
+
+def table_meta(s: Settings, backend: Backend, choices: Choices) -> dict:
+    """The metadata DESIGN.md asks for (format, space, backend + version, device, ...)."""
+    return {
+        "format": FORMAT, "space": s.space, "backend": backend.name,
+        "backend_version": backend.version(), "device": backend.describe_device(),
+        "threads": s.threads, "batch": s.batch, "dtype": s.dtype,
+        "clock": s.resolved_clock(backend),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "resolutions": list(choices.resolutions), "choices": choices.to_dict(),
+        "timing": {"runs": s.runs, "rounds": s.rounds, "warmup": s.warmup,
+                   "net_runs": s.net_runs, "seed": s.seed},
+        "complete": False,
+    }
+
+
+def resume_or_new(out: Path, meta: dict) -> LatencyTable:
+    """The table at ``out`` if its settings match (to resume), else a new empty one."""
+    if not out.exists():
+        return LatencyTable(dict(meta), {})
+    old = LatencyTable.load(out)
+    for key in _MATCH:
+        if old.meta.get(key) != meta[key]:
+            raise BadInput(f"{out} exists with {key}={old.meta.get(key)!r}, not "
+                           f"{meta[key]!r}; choose another --out or delete it")
+    merged = {**meta, "date": old.meta.get("date", meta["date"]),
+              "complete": old.meta.get("complete", False)}
+    return LatencyTable(merged, old.entries, old.overhead, old.validation, old.networks)
+
+
+def shuffled(items: list, seed: int) -> list:
+    """A seeded permutation. Entries and subnets are measured in this order so that a slow
+    spell of a shared machine hits a mix of resolutions, widths and roles, not one group."""
+    order = np.random.default_rng([seed, 7]).permutation(len(items))
+    return [items[i] for i in order]
+
+
+def plan_networks(s: Settings, choices: Choices) -> list[dict]:
+    """Seeded random subnets per resolution: ``calibrate`` to fit, ``validate`` held out
+    (in measuring order: shuffled)."""
+    space = get_space(s.space)
+    nets = []
+    for role, n, tag in (("calibrate", s.calibrate, 1), ("validate", s.validate, 2)):
+        for r in choices.resolutions:
+            rng = np.random.default_rng([s.seed, r, tag])
+            nets += [{"role": role, "arch": sample_arch(space, choices, rng, r).to_dict()}
+                     for _ in range(n)]
+    return shuffled(nets, s.seed)
+
+
+def net_id(net: dict) -> str:
+    return net["role"] + ":" + json.dumps(net["arch"], sort_keys=True)
+
+
+def measure_networks(table: LatencyTable, planned: list[dict], make: Callable[[dict], Callable],
+                     save: Callable[[], None], runs: int, rounds: int, warmup: int, clock: str,
+                     chunk: int = 16, progress: Progress | None = None) -> None:
+    """Measure planned subnets end to end (resumable like the entries) into ``table.networks``."""
+    have = {net_id(n) for n in table.networks}
+    todo = [n for n in planned if net_id(n) not in have]
+    total = len(planned)
+    for start in range(0, len(todo), chunk):
+        if progress:
+            progress("networks", total - len(todo) + start, total)
+        part = todo[start:start + chunk]
+        timed = runners.time_interleaved({str(i): make(n) for i, n in enumerate(part)},
+                                         runs, rounds, warmup, clock)
+        for i, n in enumerate(part):
+            table.networks.append({**n, "measured": runners.summarize(timed[str(i)])})
+        save()
+    if progress:
+        progress("networks", total, total)
+
+
+def profile(s: Settings, out: str | Path, progress: Progress | None = None,
+            pin_cpu: int | None = None) -> LatencyTable:
+    """Measure (or finish measuring) the table at ``out``; calibrate and validate it when
+    ``s.calibrate``/``s.validate`` ask for subnets. Returns the saved table."""
+    s.check()
+    out = Path(out)
+    space, backend, choices = get_space(s.space), get_backend(s.backend), s.choices()
+    backend.check()
+    if pin_cpu is not None:
+        try:
+            os.sched_setaffinity(0, {pin_cpu})
+        except (OSError, AttributeError, ValueError) as exc:
+            raise BadInput(f"--pin-cpu {pin_cpu}: {exc}") from None
+    clock = s.resolved_clock(backend)
+    table = resume_or_new(out, table_meta(s, backend, choices))
+    specs = enumerate_specs(space, choices)
+
+    def make(key: str):
+        spec = specs[key]
+        return backend.runner(build_module(spec), input_shape(spec, s.batch), s.threads, s.dtype)
+
+    def save(done=None) -> None:
+        table.save(out)
+
+    runners.measure_chunked(
+        shuffled(list(specs), s.seed), make, table.entries, save, runs=s.runs,
+        rounds=s.rounds, warmup=s.warmup, clock=clock, chunk=s.chunk,
+        progress=(lambda d, t: progress("entries", d, t)) if progress else None)
+    table.meta["complete"] = True
+    table.save(out)
+    planned = plan_networks(s, choices)
+    if planned:
+        from edgessl.arch import Arch
+        from edgessl.models import build_network
+
+        def make_net(net: dict):
+            arch = Arch.from_dict(net["arch"])
+            shape = (s.batch, 3, arch.resolution, arch.resolution)
+            return backend.runner(build_network(arch).eval(), shape, s.threads, s.dtype)
+
+        measure_networks(table, planned, make_net, save, s.net_runs, s.rounds, s.warmup, clock,
+                         chunk=s.net_chunk, progress=progress)
+    if table.networks:
+        from edgessl.profile.validate import finalize
+
+        finalize(table)
+        table.save(out)
+    return table
+
+
+__all__ = ["Settings", "profile", "shuffled", "table_meta", "resume_or_new", "plan_networks",
+           "measure_networks", "net_id"]

@@ -1,0 +1,207 @@
+"""The latency table and predictor on synthetic tables (no measuring): fast logic checks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edgessl.arch import Arch
+from edgessl.cost.latency import BACKENDS, FORMAT, LatencyTable, boundary_keys
+from edgessl.errors import BadInput
+from edgessl.profile.backends import BACKENDS as REGISTRY
+from edgessl.profile.backends import get_backend
+from edgessl.profile.blocks import Choices, enumerate_specs, sample_arch
+from edgessl.profile.validate import finalize, scores
+from edgessl.spaces import get_space
+
+SPACE = get_space("mobilenet")
+
+
+def synthetic(choices: Choices | None = None, probes: bool = True) -> LatencyTable:
+    """Entries with made-up but distinct values for a sub-space of mobilenet."""
+    choices = choices or Choices.of(SPACE, [128, 224])
+    entries = {}
+    for i, key in enumerate(enumerate_specs(SPACE, choices)):
+        if key.startswith("probe|") and not probes:
+            continue
+        base = 0.01 if key.startswith("probe|") and key.endswith("n=1") else 0.015
+        value = base if key.startswith("probe|") else 0.05 + (i % 17) * 0.01
+        entries[key] = {"median_ms": value, "p10_ms": value, "p90_ms": value, "count": 3}
+    meta = {"format": FORMAT, "space": "mobilenet", "backend": "onnxruntime-cpu",
+            "threads": 1, "batch": 1, "dtype": "fp32", "resolutions": list(choices.resolutions),
+            "choices": choices.to_dict(), "complete": True}
+    return LatencyTable(meta, entries)
+
+
+def test_enumeration_covers_every_layout_spec():
+    choices = Choices.of(SPACE)
+    specs = enumerate_specs(SPACE, choices)
+    blocks = [k for k in specs if not k.startswith("probe|")]
+    # per (resolution, width): stem + first block + head + 5 stages x 2 positions x 9 choices
+    assert len(blocks) == 4 * 2 * (3 + 5 * 2 * 9)
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        arch = SPACE.sample(rng)
+        layout = SPACE.layout(arch).all()
+        for i, spec in enumerate(layout):
+            assert spec.key in specs
+            if i < len(layout) - 1:
+                assert set(boundary_keys(spec)) <= set(specs)
+
+
+def test_predict_is_sum_of_entries_minus_boundaries_then_fit():
+    table = synthetic()
+    arch = SPACE.sample(np.random.default_rng(1), 224)
+    layout = SPACE.layout(arch).all()
+    expected = sum(table.entries[s.key]["median_ms"] for s in layout)
+    expected -= sum(2 * 0.01 - 0.015 for _ in layout[:-1])
+    assert table.predict(arch) == pytest.approx(expected)
+    table.overhead = {"per_resolution": {"224": {"scale": 2.0, "per_block_ms": 0.01,
+                                                 "offset_ms": 0.5}},
+                      "all": {"scale": 3.0, "offset_ms": 0.0}}
+    table._cache.clear()
+    assert table.n_blocks(arch) == len(layout)
+    assert table.predict(arch) == pytest.approx(2 * expected + 0.01 * len(layout) + 0.5)
+    other = arch.replace(resolution=128)
+    assert table.predict(other) == pytest.approx(3 * table.raw_sum(other))
+    many = table.predict_many([arch, other, arch])
+    assert many.shape == (3,) and many[0] == many[2] == pytest.approx(table.predict(arch))
+
+
+def test_predict_genes_matches_predict():
+    table = synthetic()
+    table.overhead = {"per_resolution": {"128": {"scale": 1.1, "per_block_ms": 0.02,
+                                                 "offset_ms": 0.3}},
+                      "all": {"scale": 0.9, "per_block_ms": 0.0, "offset_ms": 0.1}}
+    rng = np.random.default_rng(4)
+    archs = [SPACE.sample(rng, int(rng.choice([128, 224]))) for _ in range(200)]
+    genes = np.stack([SPACE.encode(a) for a in archs])
+    np.testing.assert_allclose(table.predict_genes(genes), table.predict_many(archs))
+    with pytest.raises(BadInput, match="no entry 'conv|in=160x160"):
+        table.predict_genes(SPACE.encode(SPACE.sample(rng, 160))[None])
+    with pytest.raises(BadInput, match="genes have 3 columns"):
+        table.predict_genes(np.zeros((2, 3), dtype=int))
+
+
+def test_table_without_probes_sums_entries():
+    table = synthetic(probes=False)
+    arch = SPACE.sample(np.random.default_rng(2), 128)
+    assert table.predict(arch) == pytest.approx(
+        sum(table.entries[s.key]["median_ms"] for s in SPACE.layout(arch).all()))
+
+
+def test_missing_entry_is_named():
+    table = synthetic(Choices.of(SPACE, [128], [1.0], [3], [3]))
+    arch = sample_arch(SPACE, Choices.of(SPACE, [128], [1.0], [3], [3]),
+                       np.random.default_rng(0), 128)
+    table.predict(arch)
+    bad = arch.replace(stages=((arch.stages[0][0].__class__(7, 3),) + arch.stages[0][1:],)
+                       + arch.stages[1:])
+    with pytest.raises(BadInput, match=r"no entry 'mbconv\|.*\|k=7\|"):
+        table.predict(bad)
+    with pytest.raises(BadInput, match="no entry 'conv"):
+        table.predict(arch.replace(width_mult=1.2))
+
+
+def test_refusals(tmp_path):
+    table = synthetic(Choices.of(SPACE, [128], [1.0], [3], [3]))
+    path = table.save(tmp_path / "t.json")
+    LatencyTable.load(path, space="mobilenet", backend="onnxruntime-cpu")
+    with pytest.raises(BadInput, match="space 'mobilenet', not 'resnet'"):
+        LatencyTable.load(path, space="resnet")
+    with pytest.raises(BadInput, match="backend 'onnxruntime-cpu', not 'tensorrt'"):
+        LatencyTable.load(path, backend="tensorrt")
+    resnet_arch = get_space("resnet").sample(np.random.default_rng(0))
+    with pytest.raises(BadInput, match="arch is of space 'resnet'"):
+        table.predict(resnet_arch)
+    with pytest.raises(BadInput, match="baseline"):
+        table.predict("resnet18")
+    data = json.loads(path.read_text())
+    for change, match in (({"format": "edgessl-latency/9"}, "format 'edgessl-latency/9'"),
+                          ({"backend": "coreml"}, "unknown backend 'coreml'"),
+                          ({"entries": {"x": {"p10_ms": 1}}}, "entry 'x' has no valid")):
+        p = tmp_path / "bad.json"
+        p.write_text(json.dumps({**data, **change}))
+        with pytest.raises(BadInput, match=match):
+            LatencyTable.load(p)
+    p.write_text("{not json")
+    with pytest.raises(BadInput, match="cannot be read"):
+        LatencyTable.load(p)
+    with pytest.raises(BadInput, match="not found"):
+        LatencyTable.load(tmp_path / "nope.json")
+    partial = LatencyTable({**table.meta, "complete": False}, table.entries)
+    with pytest.raises(BadInput, match="unfinished"):
+        partial.predict(SPACE.smallest(128))
+
+
+def test_finalize_fits_calibration_and_scores_held_out():
+    table = synthetic()
+    rng = np.random.default_rng(3)
+    for role, n in (("calibrate", 6), ("validate", 8)):
+        for res in (128, 224):
+            for _ in range(n):
+                arch = SPACE.sample(rng, res)
+                raw = table.raw_sum(arch)
+                truth = (0.9 if res == 224 else 1.1) * raw + (0.3 if res == 224 else 0.1)
+                table.networks.append({"role": role, "arch": arch.to_dict(),
+                                       "measured": {"median_ms": truth}})
+    finalize(table)
+    fit = table.overhead["per_resolution"]["224"]
+    assert fit["scale"] == pytest.approx(0.9) and fit["offset_ms"] == pytest.approx(0.3)
+    assert fit["per_block_ms"] == 0  # 6 subnets: too few for the per-block term
+    v = table.validation
+    assert v["held_out"] and v["all"]["n"] == 16 and v["all"]["within_10pct"] == 1.0
+    assert v["per_resolution"]["128"]["mape"] == pytest.approx(0, abs=1e-6)
+    arch = Arch.from_dict(table.networks[-1]["arch"])
+    assert table.predict(arch) == pytest.approx(table.networks[-1]["measured"]["median_ms"])
+
+
+def test_finalize_fits_per_block_term():
+    table = synthetic()
+    rng = np.random.default_rng(5)
+    for role, n in (("calibrate", 12), ("validate", 5)):
+        for _ in range(n):
+            arch = SPACE.sample(rng, 224)
+            truth = 0.8 * table.raw_sum(arch) + 0.05 * table.n_blocks(arch) - 0.2
+            table.networks.append({"role": role, "arch": arch.to_dict(),
+                                   "measured": {"median_ms": truth}})
+    finalize(table)
+    fit = table.overhead["per_resolution"]["224"]
+    assert fit["per_block_ms"] == pytest.approx(0.05, abs=1e-5)
+    assert fit["scale"] == pytest.approx(0.8, abs=1e-5)
+    assert table.validation["all"]["max_ape"] < 1e-5
+
+
+def test_scores():
+    s = scores(np.array([1.0, 2.0, 3.3, 4.0]), np.array([1.0, 2.1, 3.0, 5.0]))
+    assert s["n"] == 4 and s["within_10pct"] == 0.75 and s["spearman"] == pytest.approx(1.0)
+    assert s["mape"] == pytest.approx((0 + 0.1 / 2.1 + 0.1 + 0.2) / 4, abs=1e-4)
+
+
+def test_backend_registry_matches_table_backends():
+    assert tuple(REGISTRY) == BACKENDS
+    with pytest.raises(BadInput, match="unknown backend 'npu'"):
+        get_backend("npu")
+
+
+@pytest.mark.parametrize("name", ["tensorrt", "onnxruntime-cuda", "torch-cuda"])
+def test_unavailable_backends_are_bad_input(name):
+    backend = get_backend(name)
+    try:
+        backend.check()
+    except BadInput as exc:
+        assert name in str(exc)
+    else:
+        pytest.skip(f"{name} is available here")
+
+
+def test_choices_are_checked():
+    with pytest.raises(BadInput, match="--kernel 4 not in space"):
+        Choices.of(SPACE, kernels=[4])
+    with pytest.raises(BadInput, match="--resolution 100"):
+        Choices.of(SPACE, resolutions=[100])
+    c = Choices.of(SPACE, [224], [1.2], [5, 3], [6])
+    arch = sample_arch(SPACE, c, np.random.default_rng(0), 224)
+    assert arch.width_mult == 1.2 and {b.kernel for s in arch.stages for b in s} <= {3, 5}

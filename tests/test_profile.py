@@ -1,0 +1,144 @@
+"""``edgessl profile`` on real measurements of a tiny configuration: round-trip, refusals,
+resume after an interruption, and the CLI (the device kit is in test_profile_device.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edgessl.arch import Arch, Block
+from edgessl.cost.latency import LatencyTable
+from edgessl.errors import BadInput
+from edgessl.profile import backends
+from edgessl.profile.blocks import Choices, enumerate_specs, sample_arch
+from edgessl.profile.measure import Settings, profile
+from edgessl.spaces import get_space
+
+SPACE = get_space("mobilenet")
+TINY = {"resolutions": [128], "width_mults": [1.0], "kernels": [3], "expands": [3]}
+TINY_ARGS = ["--resolution", "128", "--width-mult", "1.0", "--kernel", "3", "--expand", "3"]
+FAST = {"runs": 6, "rounds": 2, "warmup": 1, "net_runs": 3}
+
+
+def tiny_arch(seed: int = 0) -> Arch:
+    return sample_arch(SPACE, Choices.of(SPACE, **TINY), np.random.default_rng(seed), 128)
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    """A real tiny table: 25 entries, 3 calibration and 3 validation subnets at 128."""
+    path = tmp_path_factory.mktemp("lat") / "tiny.json"
+    table = profile(Settings(**TINY, **FAST, calibrate=3, validate=3), path)
+    return table, path
+
+
+def test_real_table_has_entries_metadata_and_validation(measured):
+    table, path = measured
+    keys = enumerate_specs(SPACE, Choices.of(SPACE, **TINY))
+    assert set(table.entries) == set(keys)
+    for e in table.entries.values():
+        assert 0 < e["p10_ms"] <= e["median_ms"] <= e["p90_ms"] and e["count"] == 6
+    m = table.meta
+    assert m["format"] == "edgessl-latency/1" and m["backend"] == "onnxruntime-cpu"
+    assert m["backend_version"].startswith("onnxruntime ") and m["clock"] == "cpu"
+    assert m["resolutions"] == [128] and m["complete"] and m["device"] and m["date"]
+    assert table.overhead["per_resolution"]["128"]["n"] == 3
+    v = table.validation["per_resolution"]["128"]
+    assert v["n"] == 3 and 0 <= v["within_10pct"] <= 1 and v["mape"] >= 0
+    assert table.validation["held_out"]
+    assert len([n for n in table.networks if n["role"] == "validate"]) == 3
+
+
+def test_round_trip(measured, tmp_path):
+    table, path = measured
+    loaded = LatencyTable.load(path)
+    assert loaded.entries == table.entries and loaded.overhead == table.overhead
+    assert loaded.validation == table.validation
+    arch = tiny_arch(5)
+    assert loaded.predict(arch) == pytest.approx(table.predict(arch))
+    assert loaded.predict(arch) > 0
+    again = loaded.save(tmp_path / "again.json")
+    assert json.loads(again.read_text()) == json.loads(path.read_text())
+
+
+def test_missing_entry_and_wrong_space_backend_version(measured, tmp_path, cli):
+    _, path = measured
+    table = LatencyTable.load(path)
+    arch = tiny_arch(1)
+    wide = arch.replace(stages=((Block(5, 3),) + arch.stages[0][1:],) + arch.stages[1:])
+    with pytest.raises(BadInput, match=r"no entry 'mbconv\|in=64x64x16\|.*\|k=5\|"):
+        table.predict(wide)
+    wide.save(tmp_path / "wide.json")
+    r = cli("cost", str(tmp_path / "wide.json"), "--latency-table", str(path))
+    assert r.code == 2 and "no entry 'mbconv|" in r.err and "k=5" in r.err
+    arch.save(tmp_path / "ok.json")
+    r = cli("cost", str(tmp_path / "ok.json"), "--latency-table", str(path), "--json")
+    assert r.code == 0, r
+    assert json.loads(r.out)["latency_ms"] == pytest.approx(table.predict(arch))
+    with pytest.raises(BadInput, match="for space 'mobilenet', not 'resnet'"):
+        LatencyTable.load(path, space="resnet")
+    with pytest.raises(BadInput, match="not 'torch-cpu'"):
+        LatencyTable.load(path, backend="torch-cpu")
+    data = json.loads(path.read_text())
+    bad = tmp_path / "v2.json"
+    bad.write_text(json.dumps({**data, "format": "edgessl-latency/2"}))
+    r = cli("cost", str(tmp_path / "ok.json"), "--latency-table", str(bad))
+    assert r.code == 2 and "edgessl-latency/2" in r.err and "\n" == r.err[-1]
+
+
+def test_resume_after_interrupt(tmp_path, monkeypatch):
+    path = tmp_path / "resume.json"
+    settings = Settings(**TINY, **FAST, chunk=4)
+    real = backends.Backend.runner
+    calls = []
+
+    def flaky(self, module, shape, threads, dtype):
+        calls.append(shape)
+        if len(calls) == 11:
+            raise KeyboardInterrupt
+        return real(self, module, shape, threads, dtype)
+
+    monkeypatch.setattr(backends.Backend, "runner", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        profile(settings, path)
+    partial = json.loads(path.read_text())
+    assert partial["complete"] is False and len(partial["entries"]) == 8  # two chunks of 4
+    with pytest.raises(BadInput, match="unfinished"):
+        LatencyTable.load(path).predict(tiny_arch())
+    calls.clear()
+    monkeypatch.setattr(backends.Backend, "runner", real)
+    monkeypatch.setattr(backends.Backend, "runner", lambda *a: (calls.append(1), real(*a))[1])
+    table = profile(settings, path)
+    assert table.complete and len(calls) == len(table.entries) - 8
+    for key, value in partial["entries"].items():
+        assert table.entries[key] == value  # kept, not re-measured
+    with pytest.raises(BadInput, match="exists with threads=1, not 2"):
+        profile(Settings(**TINY, **FAST, threads=2), path)
+
+
+def test_torch_cpu_backend_measures(tmp_path):
+    table = profile(Settings(**TINY, **FAST, backend="torch-cpu"), tmp_path / "torch.json")
+    assert table.meta["backend"] == "torch-cpu" and table.meta["backend_version"].startswith(
+        "torch ")
+    assert table.predict(tiny_arch(2)) > 0
+
+
+def test_cli_profile_json_and_bad_options(tmp_path, cli):
+    out = tmp_path / "cli.json"
+    r = cli("profile", *TINY_ARGS, "--runs", "4", "--rounds", "1", "--warmup", "1",
+            "--out", str(out), "--json")
+    assert r.code == 0, r
+    info = json.loads(r.out)
+    assert info["entries"] == 25 and info["complete"] and info["table"] == str(out)
+    r = cli("profile", "--backend", "npu", "--out", str(out))
+    assert r.code == 2 and "unknown backend 'npu'" in r.err
+    r = cli("profile", "--kernel", "4", "--out", str(tmp_path / "x.json"))
+    assert r.code == 2 and "--kernel 4" in r.err
+    r = cli("profile", "--runs", "0", "--out", str(tmp_path / "x.json"))
+    assert r.code == 2 and "--runs 0" in r.err
+    r = cli("profile", "--bundle", str(tmp_path / "b"), "--out", str(out))
+    assert r.code == 2 and "exactly one of" in r.err
+    r = cli("profile", "--help")
+    assert r.code == 0 and "Example" in r.out
