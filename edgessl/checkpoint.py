@@ -8,8 +8,6 @@ Two formats share one reader:
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +35,19 @@ def load_checkpoint(path: str | Path, expect: str | None = None) -> dict[str, An
     ``expect`` restricts the format (``MODEL_FORMAT`` or ``TRAIN_FORMAT``).
     """
     p = Path(path)
+    if p.is_dir():
+        raise BadInput(f"checkpoint {p} is a folder, not a checkpoint file")
     if not p.is_file():
         raise BadInput(f"checkpoint not found: {p}")
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError,
-            ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BadInput(f"checkpoint {p} is truncated or not a checkpoint ({reason[:120]})") \
-            from None
+    except Exception as exc:  # on garbage the weights-only unpickler raises KeyError, ...
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        # torch's weights-only refusal is a paragraph about torch.load, not about the file
+        useful = (isinstance(exc, (RuntimeError, OSError, ValueError)) and text
+                  and not text.startswith("Weights only load failed"))
+        reason = text.split(". ")[0][:120] if useful else type(exc).__name__
+        raise BadInput(f"checkpoint {p} is truncated or not a checkpoint ({reason})") from None
     fmt = payload.get("format") if isinstance(payload, dict) else None
     if not isinstance(fmt, str) or not fmt.startswith("edgessl-"):
         raise BadInput(f"checkpoint {p} is not an edgessl checkpoint (no edgessl format tag)")

@@ -95,3 +95,18 @@ def test_bench_bad_input(cli, tmp_path, exported):
         assert r.err.startswith("error: ") and r.err.count("\n") == 1, (args, r.err)
         assert needle in r.err, (args, r.err)
 
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["resnet18", "--threads", "0"], "--threads 0"),
+    (["resnet18", "--warmup", "-1"], "--warmup -1"),
+    (["{junk}"], "junk.ckpt is truncated or not a checkpoint"),
+    (["{tmp}"], "not an edgessl search result"),
+    (["resnet18", "--resolution", "0"], "--resolution 0"),
+])
+def test_more_bench_bad_input(cli, tmp_path, args, needle):
+    (tmp_path / "junk.ckpt").write_text("a text file, not a checkpoint")
+    subs = {"{junk}": str(tmp_path / "junk.ckpt"), "{tmp}": str(tmp_path)}
+    r = cli("bench", *[subs.get(a, a) for a in args])
+    assert r.code == 2 and needle in r.err, (args, r)
+    assert r.err.startswith("error: ") and r.err.count("\n") == 1 and r.out == "", r

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +96,52 @@ def test_bad_arch_input_exits_2_with_one_line(cli, tmp_path, text, names):
 def test_bad_cli_values_exit_2(cli, args, names):
     r = cli(*args)
     assert r.code == 2 and names in r.err and len(r.err.strip().splitlines()) == 1, r
+
+
+TABLE = str(Path(__file__).parents[1] / "latency_tables"
+            / "mobilenet-onnxruntime-cpu-xeon-t1-b1-fp32.json")
+
+
+def _junk_ckpt(tmp_path):
+    (tmp_path / "junk.ckpt").write_text("a text file, not a checkpoint")
+    return tmp_path / "junk.ckpt"
+
+
+@pytest.mark.parametrize("args, stdin, names", [
+    (["space", "sample", "--seed", "-1"], "", "--seed -1"),
+    (["cost", "resnet50", "--resolution", "0"], "", "resolution 0"),
+    (["cost", "{tmp}"], "", "is a folder"),
+    (["cost", "{mob}", "--latency-table", "{tmp}"], "", "is a folder"),
+    (["cost", "{res}", "--latency-table", TABLE], "", "space 'resnet'"),
+    (["cost", "resnet50", "--latency-table", TABLE], "", "'resnet50' is a baseline"),
+    (["cost", "-"], "\n\n", "no arch JSON lines"),
+    (["cost", "-", "--resolution", "7"], "{mob_text}", "resolution 7"),
+])
+def test_more_bad_cli_values_exit_2(cli, tmp_path, args, stdin, names):
+    mob = get_space("mobilenet").largest(224)
+    res = get_space("resnet").smallest(224)
+    mob.save(tmp_path / "mob.json")
+    res.save(tmp_path / "res.json")
+    subs = {"{tmp}": str(tmp_path), "{mob}": str(tmp_path / "mob.json"),
+            "{res}": str(tmp_path / "res.json"), "{mob_text}": mob.to_json()}
+    r = cli(*[subs.get(a, a) for a in args], stdin=subs.get(stdin, stdin))
+    assert r.code == 2 and names in r.err, r
+    assert r.err.startswith("error: ") and r.err.count("\n") == 1 and r.out == "", r
+
+
+@pytest.mark.parametrize("command, example", [
+    ([], "edgessl search --budget-mflops 600"),
+    (["space"], "edgessl space show --space mobilenet"),
+    (["space", "show"], "edgessl space show --space resnet --json"),
+    (["space", "sample"], "edgessl space sample --n 3 --seed 1 --resolution 224 > archs.jsonl"),
+    (["cost"], "edgessl space sample --n 100 | edgessl cost - --json"),
+    (["profile"], "edgessl profile --import table.json"),
+    (["export"], "edgessl export mobilenet_v2 --onnx --dynamic-batch --out exported_mbv2/"),
+    (["bench"], "edgessl bench mobilenet_v2 --against resnet18 --runs 20 --json"),
+    (["search"], "--latency-table latency_tables/my-cpu.json --out results/fm"),
+])
+def test_help_shows_examples_one_per_line(cli, command, example):
+    """Examples are code blocks: each stays on its own line, not re-wrapped into prose."""
+    r = cli(*command, "--help")
+    assert r.code == 0 and "Example" in r.out
+    assert example in [line.strip() for line in r.out.splitlines()], r.out

@@ -206,3 +206,21 @@ def test_bad_input_exits_2_with_one_line(cli, tmp_path):
         assert not (tmp_path / "E" / "model.onnx").exists()
     r = cli("export", "resnet18", "--out", tmp_path / "afile")
     assert r.code == 2 and "afile" in r.err
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["{junk}"], "junk.ckpt is truncated or not a checkpoint"),
+    (["{onnx}"], "is an ONNX file"),
+    (["mobilenet_v2", "--opt-batch", "4"], "--opt-batch 4"),
+    (["mobilenet_v2", "--opt-batch", "0"], "--opt-batch 0"),
+    (["mobilenet_v2", "--dynamic-batch", "--opt-batch", "20", "--max-batch", "4"],
+     "--opt-batch 20"),
+])
+def test_more_bad_input_exits_2_before_exporting(cli, tmp_path, args, needle):
+    (tmp_path / "junk.ckpt").write_text("a text file, not a checkpoint")
+    (tmp_path / "m.onnx").write_bytes(b"not onnx")
+    subs = {"{junk}": str(tmp_path / "junk.ckpt"), "{onnx}": str(tmp_path / "m.onnx")}
+    r = cli("export", *[subs.get(a, a) for a in args], "--out", tmp_path / "E")
+    assert r.code == 2 and needle in r.err, (args, r)
+    assert r.err.startswith("error: ") and r.err.count("\n") == 1 and r.out == "", r
+    assert not (tmp_path / "E").exists()

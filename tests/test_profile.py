@@ -142,3 +142,18 @@ def test_cli_profile_json_and_bad_options(tmp_path, cli):
     assert r.code == 2 and "exactly one of" in r.err
     r = cli("profile", "--help")
     assert r.code == 0 and "Example" in r.out
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--out", "{tmp}"], "is a folder"),
+    (["--net-runs", "0", "--out", "{x}"], "--net-runs 0"),
+    (["--net-chunk", "0", "--out", "{x}"], "--net-chunk 0"),
+    (["--import", "{tmp}"], "is a folder"),
+    (["--clock", "sundial", "--out", "{x}"], "'sundial'"),
+])
+def test_cli_profile_more_bad_options(tmp_path, cli, args, needle):
+    subs = {"{tmp}": str(tmp_path), "{x}": str(tmp_path / "x.json")}
+    r = cli("profile", *[subs.get(a, a) for a in args])
+    assert r.code == 2 and needle in r.err, (args, r)
+    assert r.err.startswith("error: ") and r.err.count("\n") == 1 and r.out == "", r
+    assert not (tmp_path / "x.json").exists()

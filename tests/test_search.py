@@ -161,3 +161,29 @@ def test_search_refuses_standalone_checkpoint(cli, tmp_path):
                            "backbone": {}})
     r = cli("search", "--supernet", path, "--out", tmp_path / "o")
     assert r.code == 2 and "not a supernet" in r.err
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--seed", "-1"], "--seed -1"),
+    (["--generations", "0"], "--generations 0"),
+    (["--population", "2"], "--population 2"),
+    (["--proxy-bank", "0"], "--proxy-bank 0"),
+    (["--proxy-val", "-5"], "--proxy-val -5"),
+    (["--proxy-resolution", "0"], "--proxy-resolution 0"),
+    (["--proxy-resolution", "-1"], "--proxy-resolution -1"),
+    (["--supernet", "{tmp}"], "is a folder"),
+    (["--supernet", "{junk}"], "junk.ckpt is truncated or not a checkpoint"),
+    (["--out", "{file}"], "afile exists and is not a folder"),
+])
+def test_more_bad_search_input_exits_2_before_work(cli, args, names, tmp_path, supernet_ckpt):
+    (tmp_path / "junk.ckpt").write_text("a text file, not a checkpoint")
+    (tmp_path / "afile").write_text("x")
+    subs = {"{tmp}": str(tmp_path), "{junk}": str(tmp_path / "junk.ckpt"),
+            "{file}": str(tmp_path / "afile")}
+    args = [subs.get(a, a) for a in args]
+    base = [] if "--supernet" in args else ["--supernet", str(supernet_ckpt)]
+    out = [] if "--out" in args else ["--out", str(tmp_path / "o")]
+    r = cli("search", *args, *base, *out)
+    assert r.code == 2 and names in r.err, r
+    assert r.err.startswith("error: ") and r.err.count("\n") == 1 and r.out == "", r
+    assert not (tmp_path / "o").exists()

@@ -19,7 +19,8 @@ from edgessl.errors import EdgesslError
 app = typer.Typer(
     name="edgessl",
     help="Find small, fast image backbones for edge devices without labels.\n\n"
-         "Example: edgessl search --budget-mflops 600",
+         "Example (`edgessl COMMAND --help` for each command):\n\n"
+         "```\nedgessl search --budget-mflops 600\n```",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

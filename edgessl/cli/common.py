@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (0 or more).")]
 SpaceOpt = Annotated[str, typer.Option("--space", help="Search space: mobilenet or resnet.")]
 ResolutionOpt = Annotated[
     int | None, typer.Option("--resolution", help="Input resolution (pixels).")]

@@ -27,13 +27,13 @@ def cost(
 ) -> None:
     """Exact MFLOPs (conv + linear MACs, 1000-class classifier included) and params.
 
-    Examples:
+    Example:
 
-      edgessl cost best.arch.json --exact
-
-      edgessl space sample --n 100 | edgessl cost - --json
-
-      edgessl cost resnet50 --json
+    ```
+    edgessl cost resnet50 --exact
+    edgessl cost results/search/best.arch.json --latency-table T.json
+    edgessl space sample --n 100 | edgessl cost - --json
+    ```
     """
     if model == "-":
         sources = [(f"stdin line {i}", line) for i, line in enumerate(sys.stdin, 1)

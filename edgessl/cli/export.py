@@ -53,7 +53,12 @@ def export_cmd(
     """Export a network to ONNX (checked with onnx.checker and against PyTorch on real images)
     and optionally TensorRT; writes DIR/export.json and DIR/trtexec.sh.
 
-    Example: edgessl export mobilenet_v2 --onnx --dynamic-batch --out exported/
+    Example:
+
+    ```
+    edgessl export results/search --onnx --fp16 --out exported/
+    edgessl export mobilenet_v2 --onnx --dynamic-batch --out exported_mbv2/
+    ```
     """
     from edgessl.deploy.export import export
 
@@ -108,7 +113,12 @@ def bench_cmd(
     """Latency of MODEL and --against models, measured side by side in one run (interleaved
     rounds), with median/p90/p99, throughput and the ratio to MODEL.
 
-    Example: edgessl bench exported/model.onnx --against resnet18,resnet50 --json
+    Example:
+
+    ```
+    edgessl bench exported/model.onnx --against resnet18,mobilenet_v2
+    edgessl bench mobilenet_v2 --against resnet18 --runs 20 --json
+    ```
     """
     from edgessl.deploy.bench import bench
 

@@ -9,21 +9,24 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from edgessl.cli.app import app, console, print_json
+from edgessl.cli.app import app, console, err_console, print_json
 from edgessl.cli.common import JsonOpt, SeedOpt, SpaceOpt
 from edgessl.cost.latency import BACKENDS
 from edgessl.errors import BadInput
 
 
 def _progress_bar(quiet: bool):
-    """A rich progress bar (with ETA) and a callback ``(stage, done, total)`` driving it."""
+    """A rich progress bar (with ETA) on stderr and a callback ``(stage, done, total)`` driving
+    it. The bar starts at the first update, so a refusal before any work stays one line."""
     bar = Progress(TextColumn("{task.description}"), BarColumn(),
                    TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                   TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                   TextColumn("ETA"), TimeRemainingColumn(), console=err_console,
                    disable=quiet, transient=False)
     tasks: dict[str, int] = {}
 
     def update(stage: str, done: int, total: int) -> None:
+        if not tasks:
+            bar.start()
         if stage not in tasks:
             tasks[stage] = bar.add_task(stage, total=total)
         bar.update(tasks[stage], completed=done, total=total)
@@ -98,15 +101,19 @@ def profile(
 ) -> None:
     """Measure a latency lookup table on this device (resumable), or make/import a device kit.
 
-    Example:
+    Example (measure here; Ctrl-C and rerun to resume):
 
-      edgessl profile --threads 1 --validate 30 --out latency_tables/my-cpu.json
+    ```
+    edgessl profile --threads 1 --validate 30 --out latency_tables/my-cpu.json
+    ```
 
-      edgessl profile --bundle kit/ --resolution 224 --validate 30
+    Example (a device without PyTorch: make a kit, run it there, import the table):
 
-      python export/profile_device.py kit/ --out table.json   (on the device)
-
-      edgessl profile --import table.json
+    ```
+    edgessl profile --bundle kit/ --resolution 224 --validate 30
+    python profile_device.py kit/ --out table.json     # on the device
+    edgessl profile --import table.json
+    ```
     """
     from edgessl.profile.measure import Settings
     from edgessl.profile.validate import plot as write_plot
@@ -123,8 +130,11 @@ def profile(
     if bundle is not None:
         from edgessl.profile.bundle import write_bundle
 
-        with bar:
+        try:
             manifest = write_bundle(settings, bundle, progress=update)
+        finally:
+            if bar.live.is_started:
+                bar.stop()
         info = {"bundle": str(bundle), "entries": len(manifest["entries"]),
                 "networks": len(manifest["networks"])}
         if json:
@@ -144,7 +154,10 @@ def profile(
         return
     from edgessl.profile.measure import profile as run_profile
 
-    with bar:
+    try:
         table = run_profile(settings, out, progress=update, pin_cpu=pin_cpu)
+    finally:
+        if bar.live.is_started:
+            bar.stop()
     png = write_plot(table, plot or out.with_suffix(".png"))
     _summary(table, out, png, json)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from edgessl.cli.app import app, console, print_json
+from edgessl.cli.app import app, console, err_console, print_json
 from edgessl.cli.common import DeviceOpt, JsonOpt, SeedOpt
 from edgessl.search import SearchConfig
 from edgessl.search.run import SearchSession
@@ -48,13 +48,18 @@ def search(
 ) -> None:
     """Find the most accurate sub-network under a FLOPs / latency / params budget.
 
-    Example: edgessl search --budget-mflops 600
+    Example:
 
-    Example: edgessl search --supernet runs/fm/last.ckpt --data fashion-mnist
-    --budget-mflops 300 --latency-ms 20 --latency-table latency_tables/x.json --out results/fm
+    ```
+    edgessl search --budget-mflops 600
+    edgessl search --supernet runs/fm/last.ckpt --data fashion-mnist \\
+        --budget-mflops 300 --latency-ms 20 \\
+        --latency-table latency_tables/my-cpu.json --out results/fm
+    torchrun --nproc-per-node 4 $(which edgessl) search ...   # sharded
+    ```
 
-    Writes best.arch.json, best.ckpt, pareto.json/.csv/.png, candidates.csv and report.md.
-    Multi-process: torchrun --nproc-per-node N $(which edgessl) search ...
+    Writes best.arch.json, best.ckpt, pareto.json/.csv/.png, candidates.csv and report.md
+    into --out.
     """
     cfg = SearchConfig(out=out, max_mflops=budget_mflops, max_latency_ms=latency_ms,
                        max_mparams=max_params, latency_table=latency_table, supernet=supernet,
@@ -68,7 +73,7 @@ def search(
                "{task.total}"), TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
                TimeRemainingColumn()]
     quiet = json or not session.env.main  # under torchrun only rank 0 reports
-    with Progress(*columns, console=console, transient=json, disable=quiet) as bar:
+    with Progress(*columns, console=err_console, transient=json, disable=quiet) as bar:
         task = bar.add_task("search", total=generations, status="sampling")
 
         def update(p: dict) -> None:

@@ -14,7 +14,10 @@ from edgessl.errors import BadInput
 from edgessl.spaces import get_space, list_spaces
 from edgessl.spaces.base import summarize
 
-space_app = typer.Typer(help="Inspect search spaces.", no_args_is_help=True)
+space_app = typer.Typer(
+    help="Inspect search spaces.\n\nExample:\n\n```\nedgessl space show --space mobilenet\n"
+         "edgessl space sample --n 5 --seed 1 > archs.jsonl\n```",
+    no_args_is_help=True, rich_markup_mode="markdown")
 app.add_typer(space_app, name="space")
 
 SpaceName = Annotated[str, typer.Option("--space", help=f"One of: {', '.join(list_spaces())}.")]
@@ -24,7 +27,11 @@ SpaceName = Annotated[str, typer.Option("--space", help=f"One of: {', '.join(lis
 def show(space: SpaceName = "mobilenet", json: JsonOpt = False) -> None:
     """Choices, number of architectures, and min/max MFLOPs and params per resolution.
 
-    Example: edgessl space show --space resnet --json
+    Example:
+
+    ```
+    edgessl space show --space resnet --json
+    ```
     """
     info = summarize(get_space(space))
     if json:
@@ -50,10 +57,16 @@ def sample(
 ) -> None:
     """N random architectures, one canonical arch JSON per line (same seed, same lines).
 
-    Example: edgessl space sample --space mobilenet --n 3 --seed 1 --resolution 224 > archs.jsonl
+    Example:
+
+    ```
+    edgessl space sample --n 3 --seed 1 --resolution 224 > archs.jsonl
+    ```
     """
     if n < 0:
         raise BadInput(f"--n {n} must be at least 0")
+    if seed < 0:
+        raise BadInput(f"--seed {seed} must be at least 0")
     sp = get_space(space)
     rng = np.random.default_rng(seed)
     for _ in range(n):

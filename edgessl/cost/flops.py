@@ -98,7 +98,7 @@ def model_cost(model: Arch | str, resolution: int | None = None) -> ModelCost:
         return ModelCost(str(model), model.resolution, macs / 1e6, params,
                          space.feature_dim(model))
     b = get_baseline(model)
-    res = resolution or 224
+    res = 224 if resolution is None else resolution
     if res < 32:
         raise BadInput(f"resolution {res} too small for {b.name}; use at least 32")
     macs, params = _baseline_cost(b.name, res)

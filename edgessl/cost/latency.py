@@ -126,6 +126,8 @@ class LatencyTable:
         """Read a table; refuse it when it is unreadable, of another format version, or made
         for another ``space``/``backend`` than the ones asked for."""
         p = Path(path)
+        if p.is_dir():
+            raise BadInput(f"latency table {p} is a folder; give the table's .json file")
         if not p.is_file():
             raise BadInput(f"latency table not found: {p}")
         try:

@@ -20,6 +20,8 @@ def resolve_model(ref: str, where: str | None = None, inline: bool = False) -> A
             raise BadInput(f"{where}: {exc}") from None
     if is_baseline(ref):
         return ref.removeprefix("baseline:")
+    if Path(ref).is_dir():
+        raise BadInput(f"{ref} is a folder; give an arch JSON file (e.g. {ref}/best.arch.json)")
     if not Path(ref).exists():
         from edgessl.baselines import BASELINES
 

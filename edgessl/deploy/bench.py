@@ -257,7 +257,7 @@ def bench(models: list[str], backend: str = "onnxruntime-cpu", batch: int = 1,
     a baseline); every model is measured at that resolution.
     """
     for name, value, low in (("--batch", batch, 1), ("--runs", runs, 3), ("--warmup", warmup, 0),
-                             ("--threads", threads or 1, 1)):
+                             ("--threads", 1 if threads is None else threads, 1)):
         if value < low:
             raise BadInput(f"{name} {value} must be at least {low}")
     if not models:

@@ -76,6 +76,11 @@ def export(source: str, out: str | Path, tensorrt: bool = False, fp16: bool = Fa
         dtrt.import_tensorrt()  # fail fast, before minutes of exporting
     if max_batch < 1 or (dynamic_batch and max_batch > donnx.MAX_BATCH):
         raise BadInput(f"--max-batch {max_batch} must lie in 1..{donnx.MAX_BATCH}")
+    if not 1 <= opt_batch <= (max_batch if dynamic_batch else 1):
+        raise BadInput(f"--opt-batch {opt_batch} must lie in 1..--max-batch ({max_batch})"
+                       if dynamic_batch else
+                       f"--opt-batch {opt_batch}: a static-batch export has batch 1; "
+                       "use --dynamic-batch for larger batches")
     src = resolve_source(source, resolution)
     out = _prepare_out(out)
     batches = (1, 3) if dynamic_batch else (1, 1, 1)

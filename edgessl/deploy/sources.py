@@ -105,6 +105,9 @@ def resolve_source(text: str, resolution: int | None = None) -> Source:
         module, ref, ckpt = _from_result(path)
         origin = {"kind": "result", "path": str(path), "sha256": sha256_file(ckpt)}
     elif path.is_file():
+        if path.suffix == ".onnx":
+            raise BadInput(f"{text} is an ONNX file; export needs the network it came from "
+                           "(a result folder, a .ckpt, an arch JSON or a baseline name)")
         if path.suffix == ".json":
             module, ref = _from_arch(path)
             origin = {"kind": "arch", "path": str(path), "weights": "random-init (seed 0)"}

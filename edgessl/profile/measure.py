@@ -61,7 +61,8 @@ class Settings:
     def check(self) -> None:
         for name in ("threads", "batch", "runs", "rounds", "chunk", "net_runs", "net_chunk"):
             if getattr(self, name) < 1:
-                raise BadInput(f"--{name} {getattr(self, name)} must be at least 1")
+                flag = name.replace("_", "-")
+                raise BadInput(f"--{flag} {getattr(self, name)} must be at least 1")
         for name in ("warmup", "validate", "calibrate"):
             if getattr(self, name) < 0:
                 raise BadInput(f"--{name} {getattr(self, name)} must be at least 0")

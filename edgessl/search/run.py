@@ -31,6 +31,7 @@ from edgessl.search.results import (
 )
 
 DEFAULT_SUPERNET = "supernet-digits-mobilenet.ckpt"
+MIN_PROXY_RESOLUTION = 32  # the spaces downsample 32x: smaller inputs vanish
 
 
 def default_supernet() -> Path:
@@ -73,9 +74,17 @@ def _check_objectives(cfg: SearchConfig) -> tuple[str, ...]:
         raise BadInput("--objectives must include accuracy")
     if "latency" in objs and cfg.latency_table is None:
         raise BadInput("--objectives latency needs --latency-table")
-    if cfg.population < 4 or cfg.generations < 1:
-        raise BadInput(f"--population {cfg.population} must be >= 4 and --generations "
-                       f"{cfg.generations} >= 1")
+    if cfg.population < 4:
+        raise BadInput(f"--population {cfg.population} must be at least 4")
+    for name, value, low in (("--generations", cfg.generations, 1), ("--seed", cfg.seed, 0),
+                             ("--proxy-bank", cfg.bank, 1), ("--proxy-val", cfg.val, 1)):
+        if value < low:
+            raise BadInput(f"{name} {value} must be at least {low}")
+    if cfg.proxy_resolution is not None and cfg.proxy_resolution < MIN_PROXY_RESOLUTION:
+        raise BadInput(f"--proxy-resolution {cfg.proxy_resolution} is too small; use at least "
+                       f"{MIN_PROXY_RESOLUTION}")
+    if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+        raise BadInput(f"--out {cfg.out} exists and is not a folder")
     return objs
 
 
@@ -100,6 +109,9 @@ class SearchSession:
 
             self.table = LatencyTable.load(cfg.latency_table)
         self.ckpt = Path(cfg.supernet) if cfg.supernet else default_supernet()
+        if self.ckpt.is_dir():
+            raise BadInput(f"--supernet {self.ckpt} is a folder; give its checkpoint file "
+                           "(e.g. RUN/last.ckpt)")
         if not self.ckpt.is_file():
             raise BadInput(f"supernet checkpoint not found: {self.ckpt}")
         self.supernet, self.sinfo = load_supernet(str(self.ckpt))
