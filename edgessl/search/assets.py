@@ -4,7 +4,7 @@ Keeps what search needs (format, kind, space, config, resolution, step, backbone
 float16: half the size, and the scores it gives match the float32 weights' to rounding) and
 drops the optimiser, SSL head and RNG states.
 
-Usage: python -m edgessl.search.assets runs/digits-default/last.ckpt [DEST]
+Usage: python -m edgessl.search.assets runs/fm-supernet/last.ckpt [DEST]
 """
 
 from __future__ import annotations

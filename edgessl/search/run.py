@@ -30,12 +30,12 @@ from edgessl.search.results import (
     write_report,
 )
 
-DEFAULT_SUPERNET = "supernet-digits-mobilenet.ckpt"
+DEFAULT_SUPERNET = "supernet-fashion-mnist-mobilenet.ckpt"
 MIN_PROXY_RESOLUTION = 32  # the spaces downsample 32x: smaller inputs vanish
 
 
 def default_supernet() -> Path:
-    """The supernet shipped in the package (trained on digits; see the README for the command)."""
+    """The supernet shipped in the package (SSL on Fashion-MNIST; the README has the command)."""
     return Path(str(resources.files("edgessl") / "assets" / DEFAULT_SUPERNET))
 
 
