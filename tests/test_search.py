@@ -187,3 +187,19 @@ def test_more_bad_search_input_exits_2_before_work(cli, args, names, tmp_path, s
     assert r.code == 2 and names in r.err, r
     assert r.err.startswith("error: ") and r.err.count("\n") == 1 and r.out == "", r
     assert not (tmp_path / "o").exists()
+
+
+def test_shipped_default_supernet_loads_and_slimming_keeps_scores(tmp_path, supernet_ckpt):
+    from edgessl.search import default_supernet
+    from edgessl.search.assets import slim_supernet
+    from edgessl.search.proxy import ProxyScorer, load_supernet, prepare_proxy_data
+
+    net, info = load_supernet(str(default_supernet()))
+    assert info["space"] == "mobilenet" and info["resolution"] == 32
+    assert default_supernet().stat().st_size < 25e6
+    slim = slim_supernet(supernet_ckpt, tmp_path / "slim.ckpt")
+    data = prepare_proxy_data("digits", 32, bank=60, val=30)
+    arch = get_space("mobilenet").sample(np.random.default_rng(0), resolution=224)
+    full = ProxyScorer(load_supernet(str(supernet_ckpt))[0], data).score(arch)
+    half = ProxyScorer(load_supernet(str(slim))[0], data).score(arch)
+    assert abs(full - half) <= 2 / 30  # at most two of 30 validation images change vote

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ MIN_PROXY_RESOLUTION = 32  # the spaces downsample 32x: smaller inputs vanish
 
 def default_supernet() -> Path:
     """The supernet shipped in the package (SSL on Fashion-MNIST; the README has the command)."""
-    return Path(str(resources.files("edgessl") / "assets" / DEFAULT_SUPERNET))
+    return Path(__file__).resolve().parent.parent / "assets" / DEFAULT_SUPERNET
 
 
 @dataclass
