@@ -52,6 +52,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=150, help="standalone SSL steps, every net")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--ssl", default="simclr")
+    ap.add_argument("--optimizer", default="adamw")
+    ap.add_argument("--lr", type=float, default=0.002)
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep finished runs in --work whose recipe matches (resume a benchmark)")
     ap.add_argument("--budget-mflops", type=float, default=600)
     ap.add_argument("--population", type=int, default=16)
     ap.add_argument("--generations", type=int, default=6)
@@ -70,24 +74,32 @@ def main() -> None:
                 "--out", work / "supernet", "--json", log=log)
         supernet = str(work / "supernet" / "last.ckpt")
     search_dir = work / "search"
-    edgessl("search", "--supernet", supernet, "--data", "fashion-mnist", "--budget-mflops",
+    if not (args.reuse and (search_dir / "best.arch.json").exists()):
+        edgessl("search", "--supernet", supernet, "--data", "fashion-mnist", "--budget-mflops",
             args.budget_mflops, "--resolution", 224, "--population", args.population,
-            "--generations", args.generations, "--out", search_dir, "--json", log=log)
+                "--generations", args.generations, "--out", search_dir, "--json", log=log)
     recipe = ["--data", "fashion-mnist", "--ssl", args.ssl, "--resolution", args.resolution,
               "--max-steps", args.steps, "--epochs", 1000, "--batch-size", args.batch_size,
-              "--json"]
+              "--optimizer", args.optimizer, "--lr", args.lr, "--json"]
+    wanted = {"ssl": args.ssl, "optimizer": args.optimizer, "lr_used": args.lr,
+              "max_steps": args.steps, "batch_size": args.batch_size,
+              "resolution_used": args.resolution}
     runs = {"searched (retrained)": ["--arch", search_dir / "best.arch.json"]}
     runs.update({b: ["--space", f"baseline:{b}"] for b in BASELINES})
     ckpts = {"searched (inherited)": search_dir / "best.ckpt"}
     seconds = {}
     for name, extra in runs.items():
         out = work / name.split()[0]
+        ckpts[name] = out / "last.ckpt"
+        if args.reuse and (out / "config.json").exists() and (out / "last.ckpt").exists():
+            done = json.loads((out / "config.json").read_text())
+            if all(done.get(k) == v for k, v in wanted.items()):
+                continue
         if out.exists():
             shutil.rmtree(out)
         t0 = time.time()
         edgessl("train", *recipe, *extra, "--out", out, log=log)
         seconds[name] = time.time() - t0
-        ckpts[name] = out / "last.ckpt"
     evals = {}
     for name, ckpt in ckpts.items():
         evals[name] = last_json(edgessl(
@@ -122,7 +134,8 @@ def main() -> None:
         "## Headline: searched vs handcrafted on Fashion-MNIST", "",
         f"`python benchmarks/headline.py {' '.join(sys.argv[1:])}` on {today()}; {machine()}; "
         f"{(time.time() - t_start) / 60:.0f} min in all. Every network: SSL `{args.ssl}`, "
-        f"{args.steps} steps of batch {args.batch_size} at {args.resolution} px (same recipe, "
+        f"{args.optimizer} lr {args.lr:g}, {args.steps} steps of batch {args.batch_size} at "
+        f"{args.resolution} px (same recipe, "
         f"same budget); kNN (k=20, cosine) and linear probe on frozen features, bank = "
         f"{args.bank_size} labelled train images, accuracy on {args.test_size} test images. "
         f"Searched arch: `{best}` (supernet `{supernet}`, budget {args.budget_mflops:g} "

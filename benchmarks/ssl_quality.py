@@ -1,0 +1,162 @@
+"""SSL quality on Fashion-MNIST: does the supernet learn without labels?
+
+Trains a mobilenet supernet (sandwich rule, in-place distillation) on the Fashion-MNIST train
+split for a fixed wall-clock budget, then reports kNN and linear-probe accuracy of the largest
+and the smallest subnet against the same networks at random init (BN re-estimated) and kNN on
+raw pixels, with a labelled subset of the train split as the bank and the test split for
+accuracy. Writes the figures into BENCHMARKS.md (section ssl_quality) unless --no-write.
+
+    flock /tmp/edgessl-heavy.lock python benchmarks/ssl_quality.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edgessl.data import eval_split  # noqa: E402
+from edgessl.evaluate import evaluate_backbone, knn_accuracy, load_backbone  # noqa: E402
+from edgessl.train import train  # noqa: E402
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores (nproc), {cpu}, {platform.system()}"
+
+
+def raw_pixel_knn(bank_size: int, test_size: int) -> float:
+    bank, test = eval_split("fashion-mnist", bank_size, test_size)
+    f = lambda s: s.images.flatten(1).float() / 255  # noqa: E731
+    return knn_accuracy(f(bank), torch.as_tensor(bank.labels), f(test),
+                        torch.as_tensor(test.labels))
+
+
+def write_section(text: str) -> None:
+    path = ROOT / "BENCHMARKS.md"
+    doc = path.read_text()
+    marker = "<!-- section:ssl_quality -->"
+    pattern = re.compile(re.escape(marker) + r".*?(?=\n<!-- section:|\Z)", re.S)
+    doc = pattern.sub(lambda _: marker + "\n" + text.rstrip() + "\n", doc, count=1)
+    path.write_text(doc)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=18.0, help="training wall-clock budget")
+    ap.add_argument("--ssl", default="simclr")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--resolution", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--optimizer", default="sgd")
+    ap.add_argument("--num-sampled", type=int, default=1)
+    ap.add_argument("--subset", type=int, default=None, help="train images (default all)")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--max-steps", type=int, default=330,
+                    help="LR schedule length; about what fits the budget on 2 cores")
+    ap.add_argument("--bank-size", type=int, default=10000)
+    ap.add_argument("--test-size", type=int, default=10000)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--out", default=None, help="run folder (default: a temporary one)")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    tmp = Path(tempfile.mkdtemp(prefix="edgessl-sslq-"))
+    out = Path(args.out) if args.out else tmp / "RUN"
+    opts = {"data": "fashion-mnist", "out": str(out), "ssl": args.ssl, "space": "mobilenet",
+            "epochs": args.epochs, "batch_size": args.batch_size,
+            "resolution": args.resolution, "optimizer": args.optimizer, "lr": args.lr,
+            "num_sampled": args.num_sampled, "subset": args.subset, "workers": args.workers,
+            "time_limit": args.minutes * 60, "warmup_epochs": 0.01,
+            "max_steps": args.max_steps, "ckpt_every": 100,
+            "device": "cpu", "seed": 0}
+    t0 = time.time()
+    last = [0.0]
+
+    def report(info: dict) -> None:
+        if time.time() - last[0] > 30:
+            last[0] = time.time()
+            print(f"  step {info['step']}/{info['total']} loss {info['loss']:.3f} "
+                  f"{info['images_per_s']:.1f} img/s", flush=True)
+
+    summary = train(opts, on_step=report)
+    train_s = time.time() - t0
+    print(json.dumps({k: summary[k] for k in ("steps", "epochs", "images_per_s", "losses")}))
+
+    results = {"raw_pixels": {"knn": raw_pixel_knn(args.bank_size, args.test_size)}}
+    for arch in ("largest", "smallest"):
+        for init in ("trained", "random"):
+            net, info = load_backbone(str(out / "last.ckpt"), arch, init_random=init == "random")
+            r = evaluate_backbone(net, "fashion-mnist", args.resolution, "both", args.bank_size,
+                                  args.test_size)
+            results[f"{arch}/{init}"] = {"knn": r["knn"], "linear": r["linear"]}
+            print(arch, init, results[f"{arch}/{init}"], flush=True)
+    gain_l = results["largest/trained"]["knn"] - results["largest/random"]["knn"]
+    gain_s = results["smallest/trained"]["knn"] - results["smallest/random"]["knn"]
+    checks = {
+        "largest kNN >= random init + 10 points": gain_l >= 0.10,
+        "largest kNN > raw-pixel kNN":
+            results["largest/trained"]["knn"] > results["raw_pixels"]["knn"],
+        "smallest kNN >= random init + 5 points": gain_s >= 0.05,
+    }
+    cmd = "flock /tmp/edgessl-heavy.lock python benchmarks/ssl_quality.py " + " ".join(
+        sys.argv[1:])
+    pct = lambda v: f"{100 * v:.2f}" if v is not None else "-"  # noqa: E731
+    lines = [
+        "## SSL quality (Fashion-MNIST)",
+        "",
+        f"Command: `{cmd.strip()}`  ",
+        f"Date: {dt.date.today().isoformat()}; machine: {machine()}; torch {torch.__version__}, "
+        f"{args.threads} training thread(s) + {args.workers} data worker(s).",
+        "",
+        f"Training: mobilenet supernet, {args.ssl}, sandwich rule (largest + smallest + "
+        f"{args.num_sampled} sampled, in-place distillation), {args.resolution} px, batch "
+        f"{args.batch_size}, {args.optimizer}, lr {summary['lr']:g}, "
+        f"{summary['train_images']} train images; stopped by the "
+        f"{args.minutes:g}-minute budget after {summary['steps']} steps "
+        f"({summary['epochs']:.2f} epochs, {train_s / 60:.1f} min, "
+        f"{summary['images_per_s']:.1f} img/s).",
+        f"Evaluation: bank = first {args.bank_size} images of the train split (labels used "
+        f"only here), accuracy on {args.test_size} test-split images, {args.resolution} px, BN "
+        "statistics re-estimated on the bank for every network (random init too).",
+        "",
+        "| network | kNN (k=20, T=0.07) % | linear probe % |",
+        "| --- | --- | --- |",
+        f"| raw pixels | {pct(results['raw_pixels']['knn'])} | - |",
+    ]
+    for key in ("largest/trained", "largest/random", "smallest/trained", "smallest/random"):
+        lines.append(f"| {key.replace('/', ', ')} | {pct(results[key]['knn'])} | "
+                     f"{pct(results[key]['linear'])} |")
+    lines += ["", "Acceptance: " + "; ".join(f"{k}: {'yes' if v else 'NO'}"
+                                             for k, v in checks.items()) + "."]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        write_section(text)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

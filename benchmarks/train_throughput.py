@@ -1,0 +1,141 @@
+"""Training throughput: one sandwich step (largest + smallest + 2 sampled subnets, in-place
+distillation) against one step of the largest subnet alone, measured side by side in one run
+and reported as a ratio (goal: at most 2.5x). Where CUDA exists it also measures, at 224 px with
+bf16 autocast and channels-last, the supernet steps next to a torchvision resnet50 SimCLR step.
+Writes BENCHMARKS.md (section train_throughput) unless --no-write.
+
+    flock /tmp/edgessl-heavy.lock python benchmarks/train_throughput.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from ssl_quality import machine  # noqa: E402
+
+from edgessl.spaces import get_space  # noqa: E402
+from edgessl.train.model import build_ssl_model, sample_students  # noqa: E402
+
+
+def _step_fn(space: str, device: torch.device, batch: int, res: int):
+    model, ref = build_ssl_model(space, None, "simclr")
+    model.to(device).train()
+    cuda = device.type == "cuda"
+    if cuda:
+        model.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], 1e-4)
+    g = torch.Generator().manual_seed(0)
+    x1 = torch.randn(batch, 3, res, res, generator=g).to(device)
+    x2 = torch.randn(batch, 3, res, res, generator=g).to(device)
+    if cuda:
+        x1, x2 = (x.contiguous(memory_format=torch.channels_last) for x in (x1, x2))
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+
+    def step(students) -> float:
+        if cuda:
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        with autocast:
+            loss, _ = model(x1, x2, students)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - t
+
+    return step
+
+
+def measure(device: torch.device, batch: int, res: int, rounds: int) -> dict:
+    space = get_space("mobilenet")
+    step = _step_fn("mobilenet", device, batch, res)
+    step([])  # warm-up
+    step(sample_students(space, 0, 0, 2))
+    alone, sandwich = [], []
+    for r in range(rounds):  # interleaved, so load changes hit both alike
+        alone.append(step([]))
+        sandwich.append(step(sample_students(space, 0, r + 1, 2)))
+    a, s = statistics.median(alone), statistics.median(sandwich)
+    return {"largest_img_s": batch / a, "sandwich_img_s": batch / s, "ratio": s / a}
+
+
+def measure_resnet50(device: torch.device, batch: int, res: int, rounds: int) -> float:
+    step = _step_fn("baseline:resnet50", device, batch, res)
+    step([])
+    return batch / statistics.median(step([]) for _ in range(rounds))
+
+
+def write_section(text: str) -> None:
+    path = ROOT / "BENCHMARKS.md"
+    doc = path.read_text()
+    marker = "<!-- section:train_throughput -->"
+    start = doc.index(marker) + len(marker)
+    nxt = doc.find("\n<!-- section:", start)
+    doc = doc[:start] + "\n" + text.rstrip() + "\n" + (doc[nxt:] if nxt >= 0 else "")
+    path.write_text(doc)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--resolution", type=int, default=32)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--gpu-batch-size", type=int, default=128)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    cpu = measure(torch.device("cpu"), args.batch_size, args.resolution, args.rounds)
+    cmd = "flock /tmp/edgessl-heavy.lock python benchmarks/train_throughput.py " + " ".join(
+        sys.argv[1:])
+    lines = [
+        "## Training throughput: sandwich step vs largest subnet alone",
+        "",
+        f"Command: `{cmd.strip()}`  ",
+        f"Date: {dt.date.today().isoformat()}; machine: {machine()}; torch {torch.__version__}, "
+        f"{args.threads} thread(s).",
+        "",
+        f"SimCLR step (forward, backward, AdamW) on two views of a batch of {args.batch_size} "
+        f"at {args.resolution} px, median of {args.rounds} interleaved steps each:",
+        "",
+        "| device | largest alone img/s | sandwich (largest + smallest + 2 sampled) img/s "
+        "| cost ratio (goal <= 2.5) |",
+        "| --- | --- | --- | --- |",
+        f"| CPU | {cpu['largest_img_s']:.1f} | {cpu['sandwich_img_s']:.1f} | "
+        f"{cpu['ratio']:.2f}x |",
+    ]
+    if torch.cuda.is_available():
+        dev = torch.device("cuda")
+        gpu = measure(dev, args.gpu_batch_size, 224, args.rounds)
+        r50 = measure_resnet50(dev, args.gpu_batch_size, 224, args.rounds)
+        lines += [
+            f"| {torch.cuda.get_device_name(0)} (224 px, bf16, channels-last, batch "
+            f"{args.gpu_batch_size}) | {gpu['largest_img_s']:.1f} | "
+            f"{gpu['sandwich_img_s']:.1f} | {gpu['ratio']:.2f}x |",
+            "", f"torchvision resnet50 SimCLR step on the same GPU: {r50:.1f} img/s.",
+        ]
+    else:
+        lines += ["", "No GPU in this run: the GPU rows (224 px, bf16, channels-last, next to "
+                  "a torchvision resnet50 SimCLR step) are produced by the same command where "
+                  "CUDA exists."]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()

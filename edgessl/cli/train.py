@@ -1,0 +1,184 @@
+"""``edgessl train`` (SSL supernet or standalone training) and ``edgessl eval`` (kNN / linear
+probe of a trained or randomly initialised network)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from edgessl.cli.app import app, console, err_console, print_json
+from edgessl.cli.common import DeviceOpt, JsonOpt, ResolutionOpt
+from edgessl.errors import BadInput
+from edgessl.ssl import OBJECTIVES
+from edgessl.train.optim import OPTIMIZERS
+
+DataOpt = Annotated[str | None, typer.Option(
+    "--data", help="Image folder (ImageFolder layout or any images), digits or fashion-mnist.")]
+
+
+class LazyProgress:
+    """A rich progress bar (on stderr) that appears only once work has started, so that bad
+    input fails with exactly one line."""
+
+    def __init__(self, description: str):
+        self.description, self.bar, self.task = description, None, None
+
+    def update(self, completed: int | None = None, total: int | None = None,
+               info: str = "") -> None:
+        if self.bar is None:
+            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                                TextColumn("{task.completed}/{task.total}"),
+                                TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                                TimeRemainingColumn(), console=err_console)
+            self.bar.start()
+            self.task = self.bar.add_task(self.description, total=total, info=info)
+        self.bar.update(self.task, completed=completed, total=total, info=info)
+
+    def __enter__(self) -> LazyProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@app.command("train")
+def train_cmd(
+    out: Annotated[str, typer.Option("--out", help="Run folder (last.ckpt, metrics.csv).")],
+    data: DataOpt = None,
+    ssl: Annotated[str | None, typer.Option(
+        "--ssl", help=f"SSL objective: {', '.join(OBJECTIVES)} (default simclr).")] = None,
+    space: Annotated[str | None, typer.Option(
+        "--space", help="mobilenet, resnet (supernet, sandwich rule) or baseline:NAME "
+                        "(standalone). Default mobilenet.")] = None,
+    arch: Annotated[str | None, typer.Option(
+        "--arch", help="Arch JSON file: train this one network standalone.")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs (default 10).")] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        "--batch-size", help="Images per step and process (default 64).")] = None,
+    resolution: ResolutionOpt = None,
+    optimizer: Annotated[str | None, typer.Option(
+        "--optimizer", help=f"{', '.join(OPTIMIZERS)} (default sgd).")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")] = None,
+    weight_decay: Annotated[float | None, typer.Option("--weight-decay")] = None,
+    warmup_epochs: Annotated[float | None, typer.Option("--warmup-epochs")] = None,
+    num_sampled: Annotated[int | None, typer.Option(
+        "--num-sampled", help="Random subnets per step besides the smallest (default 2).")] = None,
+    clip_grad: Annotated[float | None, typer.Option(
+        "--clip-grad", help="Max gradient norm (0: off).")] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature")] = None,
+    subset: Annotated[int | None, typer.Option(
+        "--subset", help="Train on the first N images only.")] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps")] = None,
+    time_limit: Annotated[float | None, typer.Option(
+        "--time-limit", help="Stop (and checkpoint) after this many seconds.")] = None,
+    ckpt_every: Annotated[int | None, typer.Option(
+        "--ckpt-every", help="Also checkpoint every K steps (default 200).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Data loader workers.")] = None,
+    compile: Annotated[bool | None, typer.Option("--compile", help="torch.compile.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = None,
+    device: DeviceOpt = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/last.ckpt.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Self-supervised training of a supernet (sandwich rule with in-place distillation) or of
+    one standalone network. Multi-GPU: torchrun --nproc-per-node N $(which edgessl) train ...
+
+    Example: edgessl train --data digits --ssl simclr --epochs 2 --out runs/digits
+    """
+    from edgessl.arch import Arch
+    from edgessl.train import train
+
+    given = dict(data=data, out=out, ssl=ssl, space=space, epochs=epochs, batch_size=batch_size,
+                 resolution=resolution, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+                 warmup_epochs=warmup_epochs, num_sampled=num_sampled, clip_grad=clip_grad,
+                 temperature=temperature, subset=subset, max_steps=max_steps,
+                 time_limit=time_limit, ckpt_every=ckpt_every, workers=workers,
+                 compile=compile, seed=seed, device=device)
+    if arch is not None:
+        a = Arch.load(arch)
+        if space is not None and space != a.space:
+            raise BadInput(f"--arch {arch} is of space {a.space!r}, not --space {space!r}")
+        given.update(arch=a.to_dict(), space=a.space)
+    if ssl is not None and ssl not in OBJECTIVES:
+        raise BadInput(f"unknown --ssl {ssl!r}; known: {', '.join(OBJECTIVES)}")
+    with LazyProgress("train") as bar:
+
+        def on_step(info: dict) -> None:
+            bar.update(info["step"], info["total"],
+                       f"loss {info['loss']:.4f}  {info['images_per_s']:.1f} img/s")
+
+        summary = train(given, resume=resume, on_step=on_step)
+    if summary["rank"] != 0:  # under torchrun only rank 0 reports
+        return
+    if json:
+        print_json(summary)
+        return
+    table = Table("run", "steps", "epochs", "final loss", "img/s", "checkpoint")
+    table.add_row(f"{summary['kind']} {summary['space']} {summary['ssl']}",
+                  f"{summary['steps']}/{summary['total_steps']}", str(summary["epochs"]),
+                  f"{summary['final_loss']:.4f}" if summary["final_loss"] is not None else "-",
+                  f"{summary['images_per_s']:.1f}", summary["checkpoint"])
+    console.print(table)
+
+
+@app.command("eval")
+def eval_cmd(
+    ckpt: Annotated[str, typer.Argument(help="Training checkpoint or edgessl-model/1 file.")],
+    data: Annotated[str, typer.Option(
+        "--data", help="Labelled folder (ImageFolder), digits or fashion-mnist.")],
+    arch: Annotated[str, typer.Option(
+        "--arch", help="Subnet of a supernet checkpoint: largest, smallest or an Arch JSON "
+                       "file.")] = "largest",
+    init: Annotated[str, typer.Option(
+        "--init", help="trained, or random: the same network untrained.")] = "trained",
+    protocol: Annotated[str, typer.Option("--protocol", help="knn, linear or both.")] = "both",
+    resolution: ResolutionOpt = None,
+    bank_size: Annotated[int | None, typer.Option(
+        "--bank-size", help="Labelled train images used (default all).")] = None,
+    test_size: Annotated[int | None, typer.Option(
+        "--test-size", help="Test images used (default all).")] = None,
+    k: Annotated[int, typer.Option("--k", help="Neighbours for kNN.")] = 20,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for --init random.")] = 0,
+    device: DeviceOpt = "auto",
+    json: JsonOpt = False,
+) -> None:
+    """kNN (cosine, temperature-weighted) and linear-probe accuracy of frozen features on a
+    fixed held-out split, after re-estimating BatchNorm statistics.
+
+    Example: edgessl eval runs/digits/last.ckpt --arch smallest --data digits --json
+    """
+    from edgessl.evaluate import PROTOCOLS, evaluate_backbone, load_backbone
+    from edgessl.train import default_resolution
+    from edgessl.train.distributed import resolve_device
+
+    if init not in ("trained", "random"):
+        raise BadInput(f"--init {init!r}; allowed: trained, random")
+    if protocol not in PROTOCOLS:
+        raise BadInput(f"unknown --protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    dev = resolve_device(device)
+    model, info = load_backbone(ckpt, arch, init_random=init == "random", seed=seed)
+    res = resolution or info.get("resolution")
+    if res is None:
+        from edgessl.data import open_dataset
+
+        res = default_resolution(open_dataset(data, "test").native_size)
+    with LazyProgress("eval") as bar:
+        result = evaluate_backbone(model, data, int(res), protocol, bank_size, test_size, dev,
+                                   k=k, on_stage=lambda stage: bar.update(info=stage))
+    result = {"checkpoint": ckpt, "model": info["name"], "kind": info["kind"], "init": init,
+              **result}
+    if json:
+        print_json(result)
+        return
+    table = Table("model", "init", "resolution", "kNN", "linear")
+
+    def fmt(v: float | None) -> str:
+        return f"{100 * v:.2f}%" if v is not None else "-"
+
+    table.add_row(result["model"], init, str(res), fmt(result.get("knn")),
+                  fmt(result.get("linear")))
+    console.print(table)

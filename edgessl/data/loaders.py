@@ -1,0 +1,120 @@
+"""Deterministic loading: the data order is a function of (seed, epoch) and each sample's
+augmentation of (seed, epoch, index), so a resumed run sees exactly the batches it would have
+seen, with any number of workers, and each DDP rank reads its own shard."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from edgessl.data.sources import ImageSet
+from edgessl.data.transforms import TwoViews, eval_transform, ssl_augment
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Per-image transforms are tiny ops: extra intra-op threads only add overhead."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+class TwoViewBatches(Dataset):
+    """Key (epoch, indices) -> stacked (views1, views2); image ``i`` is augmented under a seed
+    derived from (seed, epoch, i), so the result does not depend on workers or resumption."""
+
+    def __init__(self, images: ImageSet, views: TwoViews, seed: int = 0):
+        self.images, self.views, self.seed = images, views, seed
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, key: tuple[int, list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, indices = key
+        first, second = [], []
+        with torch.random.fork_rng(devices=[]), _one_thread():
+            for i in indices:
+                torch.manual_seed((self.seed * 1_000_003 + epoch) * 10_000_019 + int(i))
+                a, b = self.views(self.images.image(int(i)))
+                first.append(a)
+                second.append(b)
+        return torch.stack(first), torch.stack(second)
+
+
+class EvalBatches(Dataset):
+    """Key (list of indices) -> (images, labels) with the deterministic evaluation transform;
+    label -1 when unlabelled. In-memory images of one size are transformed as one batch."""
+
+    def __init__(self, images: ImageSet, resolution: int):
+        self.images, self.transform = images, eval_transform(resolution)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        imgs = self.images
+        labels = (torch.as_tensor(imgs.labels[indices]) if imgs.labels is not None
+                  else torch.full((len(indices),), -1, dtype=torch.long))
+        with _one_thread():
+            if imgs.images is not None:
+                batch = imgs.images[torch.as_tensor(indices)]
+                batch = batch.expand(-1, 3, -1, -1) if batch.shape[1] == 1 else batch
+                return self.transform(batch), labels
+            return torch.stack([self.transform(imgs.image(i)) for i in indices]), labels
+
+
+class EpochBatches(Sampler[tuple[int, list[int]]]):
+    """Batches of a seeded per-epoch permutation; rank ``r`` of ``world`` takes every
+    ``world``-th batch slot. ``start`` skips the batches a resumed run already trained on."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        self.n, self.batch_size, self.seed, self.rank, self.world = n, batch_size, seed, rank, world
+        self.epoch, self.start = 0, 0
+
+    def __len__(self) -> int:
+        return max(0, self.n // (self.batch_size * self.world) - self.start)
+
+    @property
+    def per_epoch(self) -> int:
+        return self.n // (self.batch_size * self.world)
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def __iter__(self) -> Iterator[tuple[int, list[int]]]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        perm = torch.randperm(self.n, generator=g)
+        steps = self.per_epoch
+        grid = perm[:steps * self.world * self.batch_size].view(steps, self.world, -1)
+        for b in range(self.start, steps):
+            yield self.epoch, grid[b, self.rank].tolist()
+
+
+def ssl_loader(images: ImageSet, resolution: int, batch_size: int, seed: int,
+               workers: int = 0, rank: int = 0, world: int = 1) -> DataLoader:
+    """A loader of two-view batches; call :func:`set_epoch` before iterating each epoch."""
+    views = TwoViews(ssl_augment(resolution, images.native_size))
+    ds = TwoViewBatches(images, views, seed)
+    sampler = EpochBatches(len(images), batch_size, seed, rank, world)
+    return DataLoader(ds, sampler=sampler, batch_size=None, num_workers=workers,
+                      persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
+
+
+def set_epoch(loader: DataLoader, epoch: int, start: int = 0) -> None:
+    """Position ``loader`` at batch ``start`` of ``epoch`` (deterministic order and views)."""
+    loader.sampler.set_epoch(epoch, start)
+
+
+def eval_loader(images: ImageSet, resolution: int, batch_size: int = 256,
+                workers: int = 0) -> DataLoader:
+    """A fixed-order loader of (image, label) batches for feature extraction."""
+    batches = [list(range(i, min(i + batch_size, len(images))))
+               for i in range(0, len(images), batch_size)]
+    return DataLoader(EvalBatches(images, resolution), sampler=batches, batch_size=None,
+                      num_workers=workers)

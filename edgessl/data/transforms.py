@@ -1,0 +1,60 @@
+"""Two-view SSL augmentation and the deterministic evaluation transform (torchvision v2).
+
+Defaults follow SimCLR/BYOL (random resized crop, flip, colour jitter, grayscale, blur) but are
+scaled to the image size: the blur kernel is about 10% of the crop side and its sigma shrinks
+with it, so a 28x28 image upsampled to 32 px is blurred like a 224 px photo, not erased.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torchvision.transforms import v2
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def blur_params(resolution: int, native_size: int = 0) -> tuple[int, tuple[float, float]]:
+    """(odd kernel size, sigma range) for a crop of ``resolution`` px from images of
+    ``native_size`` px (0: unknown); SimCLR's 10% kernel and sigma (0.1, 2.0) at 224."""
+    side = min(resolution, native_size) if native_size else resolution
+    kernel = max(3, int(round(0.1 * side)) | 1)
+    sigma_max = max(0.5, 2.0 * side / 224)
+    return kernel, (0.1, sigma_max)
+
+
+def ssl_augment(resolution: int, native_size: int = 0, min_scale: float = 0.2,
+                jitter: float = 0.4) -> Callable[[torch.Tensor], torch.Tensor]:
+    """One view: uint8 (3, H, W) -> normalised float (3, resolution, resolution)."""
+    kernel, sigma = blur_params(resolution, native_size)
+    return v2.Compose([
+        v2.RandomResizedCrop(resolution, scale=(min_scale, 1.0), antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.RandomApply([v2.ColorJitter(jitter, jitter, jitter / 2, jitter / 4)], p=0.8),
+        v2.RandomGrayscale(p=0.2),
+        v2.RandomApply([v2.GaussianBlur(kernel, sigma)], p=0.5),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(MEAN, STD),
+    ])
+
+
+def eval_transform(resolution: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Resize the short side, centre crop, normalise: uint8 (3, H, W) -> float."""
+    return v2.Compose([
+        v2.Resize(resolution, antialias=True),
+        v2.CenterCrop(resolution),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(MEAN, STD),
+    ])
+
+
+class TwoViews:
+    """Apply one transform per view (the same one twice by default)."""
+
+    def __init__(self, first: Callable, second: Callable | None = None):
+        self.first, self.second = first, second or first
+
+    def __call__(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.first(img), self.second(img)

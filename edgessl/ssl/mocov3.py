@@ -1,0 +1,30 @@
+"""MoCo v3's contrastive loss (Chen, Xie, He, 2021): queries against momentum keys."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MoCoV3Loss(nn.Module):
+    """InfoNCE of q (online predictions) against k (momentum-encoder projections) of the other
+    view, the positives on the diagonal, scaled by 2*temperature as in the paper.
+
+    q1, q2, k1, k2: (N, D) -> scalar.
+    """
+
+    def __init__(self, temperature: float = 0.2):
+        super().__init__()
+        self.temperature = temperature
+
+    def _one(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        q = F.normalize(q.float(), dim=1)
+        k = F.normalize(k.detach().float(), dim=1)
+        logits = q @ k.t() / self.temperature
+        target = torch.arange(q.shape[0], device=q.device)
+        return F.cross_entropy(logits, target) * (2 * self.temperature)
+
+    def forward(self, q1: torch.Tensor, q2: torch.Tensor, k1: torch.Tensor,
+                k2: torch.Tensor) -> torch.Tensor:
+        return self._one(q1, k2) + self._one(q2, k1)

@@ -1,0 +1,141 @@
+"""SSL objectives: heads + loss (+ momentum target) behind one interface, and their registry.
+
+An objective turns backbone features into the *online embedding* (``embed``) and scores the
+embeddings of two views (``loss``). The sandwich rule distils subnets onto the largest subnet's
+detached online embedding, so every objective supports in-place distillation the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+from edgessl.errors import BadInput
+from edgessl.ssl.byol import BYOLLoss, cosine_regression
+from edgessl.ssl.heads import BYOLProjectionHead, MoCoV3ProjectionHead, SimCLRProjectionHead
+from edgessl.ssl.mocov3 import MoCoV3Loss
+from edgessl.ssl.ntxent import NTXentLoss
+
+
+class Objective(nn.Module):
+    """Base class. ``momentum`` (None: no target) is the EMA rate at step 0; it rises to 1 on
+    a cosine schedule, as in BYOL and MoCo v3."""
+
+    name = ""
+    momentum: float | None = None
+    default_temperature: float | None = None
+
+    def embed(self, features: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def loss(self, e1: torch.Tensor, e2: torch.Tensor, x1: torch.Tensor,
+             x2: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ---- momentum target (BYOL, MoCo v3) ------------------------------------------------
+    def attach_target(self, backbone: nn.Module, projector: nn.Module) -> None:
+        """Keep a momentum copy of ``backbone`` + ``projector`` (no gradients)."""
+        self.target = nn.Sequential(copy.deepcopy(backbone), copy.deepcopy(projector))
+        for p in self.target.parameters():
+            p.requires_grad_(False)
+
+    def target_embed(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        with torch.no_grad():
+            return self.target(torch.cat([x1, x2])).chunk(2)
+
+    @torch.no_grad()
+    def update_target(self, backbone: nn.Module, projector: nn.Module, progress: float) -> None:
+        """EMA step towards the online weights; ``progress`` in [0, 1] of training."""
+        if self.momentum is None:
+            return
+        m = 1 - (1 - self.momentum) * (math.cos(math.pi * min(progress, 1.0)) + 1) / 2
+        online = [*backbone.parameters(), *projector.parameters()]
+        for t, o in zip(self.target.parameters(), online, strict=True):
+            t.mul_(m).add_(o.detach(), alpha=1 - m)
+        online_buffers = [*backbone.buffers(), *projector.buffers()]
+        for t, o in zip(self.target.buffers(), online_buffers, strict=True):
+            t.copy_(o)
+
+
+class SimCLR(Objective):
+    """SimCLR: projector + NT-Xent over the 2N views of a batch."""
+
+    name = "simclr"
+    default_temperature = 0.2
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, temperature: float | None = None,
+                 hidden: int = 512, out: int = 128):
+        super().__init__()
+        self.projector = SimCLRProjectionHead(feature_dim, hidden, out)
+        self.criterion = NTXentLoss(temperature or self.default_temperature)
+
+    def embed(self, features):
+        return self.projector(features)
+
+    def loss(self, e1, e2, x1, x2):
+        return self.criterion(e1, e2)
+
+
+class BYOL(Objective):
+    """BYOL: projector + predictor regress a momentum target's projection of the other view."""
+
+    name = "byol"
+    momentum = 0.99
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, temperature: float | None = None,
+                 hidden: int = 1024, out: int = 256):
+        super().__init__()
+        self.projector = BYOLProjectionHead(feature_dim, hidden, out)
+        self.predictor = BYOLProjectionHead(out, hidden, out)
+        self.criterion = BYOLLoss()
+        self.attach_target(backbone, self.projector)
+
+    def embed(self, features):
+        return self.predictor(self.projector(features))
+
+    def loss(self, e1, e2, x1, x2):
+        t1, t2 = self.target_embed(x1, x2)
+        return self.criterion(e1, e2, t1, t2)
+
+
+class MoCoV3(Objective):
+    """MoCo v3: projector + predictor queries against momentum-encoder keys (InfoNCE)."""
+
+    name = "mocov3"
+    momentum = 0.99
+    default_temperature = 0.2
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, temperature: float | None = None,
+                 hidden: int = 1024, out: int = 256):
+        super().__init__()
+        self.projector = MoCoV3ProjectionHead(feature_dim, hidden, out)
+        self.predictor = MoCoV3ProjectionHead(out, hidden, out)
+        self.criterion = MoCoV3Loss(temperature or self.default_temperature)
+        self.attach_target(backbone, self.projector)
+
+    def embed(self, features):
+        return self.predictor(self.projector(features))
+
+    def loss(self, e1, e2, x1, x2):
+        k1, k2 = self.target_embed(x1, x2)
+        return self.criterion(e1, e2, k1, k2)
+
+
+OBJECTIVES: dict[str, type[Objective]] = {o.name: o for o in (SimCLR, BYOL, MoCoV3)}
+
+
+def build_objective(name: str, backbone: nn.Module, feature_dim: int,
+                    temperature: float | None = None) -> Objective:
+    """The objective called ``name`` for a backbone of ``feature_dim`` output features."""
+    if name not in OBJECTIVES:
+        raise BadInput(f"unknown --ssl {name!r}; known: {', '.join(OBJECTIVES)}")
+    return OBJECTIVES[name](backbone, feature_dim, temperature)
+
+
+def distill_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """In-place distillation: ``2 - 2 cos`` of a subnet's embedding to the largest's
+    (detached) embedding of the same views."""
+    return cosine_regression(student, teacher.detach())

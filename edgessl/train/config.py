@@ -1,0 +1,88 @@
+"""The training configuration: one typed, round-tripping record (stored in every checkpoint)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from edgessl.errors import BadInput
+
+# Fields a resumed run may change; every other field must match the checkpoint.
+RESUMABLE = {"epochs", "max_steps", "time_limit", "device", "workers", "ckpt_every", "compile",
+             "log_every"}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on. ``space`` is a search space (supernet, sandwich rule) or
+    ``baseline:NAME``; ``arch`` (an Arch dict) trains that one fixed network standalone."""
+
+    data: str
+    out: str
+    ssl: str = "simclr"
+    space: str = "mobilenet"
+    arch: dict | None = None
+    epochs: int = 10
+    batch_size: int = 64
+    resolution: int | None = None
+    optimizer: str = "sgd"
+    lr: float | None = None
+    weight_decay: float | None = None
+    warmup_epochs: float = 1.0
+    num_sampled: int = 2
+    clip_grad: float = 5.0
+    temperature: float | None = None
+    seed: int = 0
+    subset: int | None = None
+    max_steps: int | None = None
+    time_limit: float | None = None
+    ckpt_every: int = 200
+    log_every: int = 1
+    workers: int | None = None
+    compile: bool = False
+    device: str = "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def standalone(self) -> bool:
+        return self.arch is not None or self.space.startswith("baseline:")
+
+    def check(self) -> None:
+        """Refuse values that cannot work, naming the option."""
+        positive = {"--epochs": self.epochs, "--batch-size": self.batch_size,
+                    "--ckpt-every": self.ckpt_every, "--log-every": self.log_every}
+        for name, value in positive.items():
+            if value < 1:
+                raise BadInput(f"{name} {value} must be at least 1")
+        if self.batch_size < 2:
+            raise BadInput(f"--batch-size {self.batch_size} must be at least 2")
+        if self.resolution is not None and not 8 <= self.resolution <= 1024:
+            raise BadInput(f"--resolution {self.resolution} must lie in 8..1024")
+        if self.num_sampled < 0:
+            raise BadInput(f"--num-sampled {self.num_sampled} must be >= 0")
+        if self.lr is not None and not self.lr > 0:
+            raise BadInput(f"--lr {self.lr} must be positive")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise BadInput(f"--device {self.device!r}; allowed: auto, cpu, cuda")
+
+
+def merge_resume(saved: TrainConfig, given: dict[str, Any]) -> TrainConfig:
+    """The saved config with the options given on the command line; an option that would
+    change what is trained (data, space, ssl, ...) is refused, naming it."""
+    data = saved.to_dict()
+    for key, value in given.items():
+        if value is None or key == "out":
+            continue
+        if key in RESUMABLE:
+            data[key] = value
+        elif value != data.get(key):
+            raise BadInput(f"--{key.replace('_', '-')} {value!r} differs from the checkpoint's "
+                           f"{data.get(key)!r}; a resumed run keeps its training setup")
+    return TrainConfig.from_dict(data)

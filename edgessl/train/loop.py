@@ -1,0 +1,230 @@
+"""The training loop: SSL (sandwich rule on a supernet, plain on a standalone network), with
+warm-up + cosine LR, gradient clipping, bf16 + channels-last on CUDA, DDP under torchrun,
+atomic checkpoints every K steps and every epoch, bit-exact ``--resume``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgessl.data import open_dataset, set_epoch, ssl_loader
+from edgessl.errors import BadInput, RuntimeFailure
+from edgessl.train.config import TrainConfig, merge_resume
+from edgessl.train.distributed import (
+    DistEnv,
+    any_flag,
+    gather_objects,
+    init_distributed,
+    resolve_device,
+    shutdown,
+)
+from edgessl.train.model import build_ssl_model, sample_students
+from edgessl.train.optim import build_optimizer, warmup_cosine
+from edgessl.train.state import MetricsCSV, load_train_state, restore, save_train_state
+from edgessl.utils import atomic_write_text
+
+CKPT_NAME = "last.ckpt"
+
+
+def default_resolution(native_size: int) -> int:
+    """Small built-in images train at 32 px; folders of photos at 128 px (the space's smallest
+    deployment resolution). The supernet is fully convolutional: any proxy size works."""
+    return 32 if 0 < native_size <= 32 else 128
+
+
+def prepare(given: dict[str, Any], resume: bool) -> tuple[TrainConfig, dict | None]:
+    """The config to run and, with ``resume``, the checkpoint to continue. Checks everything
+    that can be checked before anything is written."""
+    out = Path(given["out"])
+    ckpt = out / CKPT_NAME
+    payload = None
+    if resume:
+        payload = load_train_state(ckpt)
+        cfg = merge_resume(TrainConfig.from_dict(payload["config"]), given)
+    else:
+        if ckpt.exists():
+            raise BadInput(f"{ckpt} already exists; pass --resume to continue it or choose "
+                           "another --out")
+        if not given.get("data"):
+            raise BadInput("--data is required (a folder, digits or fashion-mnist)")
+        cfg = TrainConfig.from_dict({k: v for k, v in given.items() if v is not None})
+    cfg.check()
+    return cfg, payload
+
+
+def _digest(module: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(module.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def train(given: dict[str, Any], resume: bool = False,
+          on_step: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """Run (or continue) a training run described by CLI-style options; returns a summary."""
+    cfg, payload = prepare(given, resume)
+    device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+    env = init_distributed(device)
+    try:
+        return _run(cfg, payload, device, env, on_step)
+    finally:
+        shutdown(env)
+
+
+def _run(cfg: TrainConfig, payload: dict | None, device: torch.device, env: DistEnv,
+         on_step: Callable[[dict], None] | None) -> dict[str, Any]:
+    from edgessl.arch import Arch
+    from edgessl.spaces import get_space
+
+    images = open_dataset(cfg.data, "train").head(cfg.subset)
+    resolution = cfg.resolution or default_resolution(images.native_size)
+    arch = Arch.from_dict(cfg.arch) if cfg.arch is not None else None
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)
+    model, ref = build_ssl_model(cfg.space, arch, cfg.ssl, cfg.temperature)
+    space = get_space(cfg.space) if ref is None else None
+    if payload is not None and payload.get("space") != (cfg.space if ref is None else None):
+        raise BadInput(f"checkpoint is from space {payload.get('space')!r}, not {cfg.space!r}")
+    cuda = device.type == "cuda"
+    model.to(device)
+    if cuda:
+        model.to(memory_format=torch.channels_last)
+    optimizer, lr = build_optimizer(cfg.optimizer, model, cfg.batch_size * env.world, cfg.lr,
+                                    cfg.weight_decay)
+    workers = cfg.workers if cfg.workers is not None else (min(8, os.cpu_count() or 1)
+                                                           if cuda else 0)
+    loader = ssl_loader(images, resolution, cfg.batch_size, cfg.seed, workers, env.rank,
+                        env.world)
+    per_epoch = loader.sampler.per_epoch
+    if per_epoch == 0:
+        raise BadInput(f"--batch-size {cfg.batch_size} x {env.world} process(es) is more than "
+                       f"the {len(images)} training images")
+    total = cfg.epochs * per_epoch if cfg.max_steps is None else min(cfg.max_steps,
+                                                                     cfg.epochs * per_epoch)
+    warmup = min(int(round(cfg.warmup_epochs * per_epoch)), total // 2)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
+    step = 0
+    if payload is not None:
+        restore(payload, model, optimizer, scheduler)
+        step = int(payload["step"])
+    net: torch.nn.Module = model
+    if env.active:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if cuda else None)
+    if cfg.compile:
+        net = torch.compile(net)
+
+    out = Path(cfg.out)
+    ckpt = out / CKPT_NAME
+    names = ["loss_ssl"] if space is None else (
+        ["loss_largest", "loss_smallest"] + [f"loss_sampled{i + 1}" for i in
+                                             range(cfg.num_sampled)])
+    metrics = None
+    if env.main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.json", json.dumps(
+            {**cfg.to_dict(), "resolution_used": resolution, "lr_used": lr,
+             "world_size": env.world, "train_images": len(images),
+             "skipped_images": images.skipped}, indent=2) + "\n")
+        metrics = MetricsCSV(out / "metrics.csv",
+                             ["step", "epoch", "lr", "loss", *names, "images_per_s"],
+                             resume_step=step if payload is not None else None)
+    tb = _tensorboard(out) if env.main else None
+
+    def save(at: int) -> None:
+        if env.main:
+            save_train_state(ckpt, config=cfg.to_dict(), ref=ref, space=cfg.space if ref is None
+                             else None, model=model, optimizer=optimizer, scheduler=scheduler,
+                             step=at, extra={"resolution": resolution, "epoch": at / per_epoch})
+
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext())
+    start_time, last_saved, rate, last = time.time(), step, 0.0, {}
+    model.train()
+    stop = step >= total
+    while not stop:
+        epoch, first = divmod(step, per_epoch)
+        set_epoch(loader, epoch, first)
+        tick = time.time()
+        for x1, x2 in loader:
+            students = sample_students(space, cfg.seed, step, cfg.num_sampled) if space else []
+            x1, x2 = x1.to(device, non_blocking=True), x2.to(device, non_blocking=True)
+            if cuda:
+                x1 = x1.contiguous(memory_format=torch.channels_last)
+                x2 = x2.contiguous(memory_format=torch.channels_last)
+            with autocast:
+                loss, parts = net(x1, x2, students)
+            if any_flag(env, not bool(torch.isfinite(loss).item()), device):
+                raise RuntimeFailure(
+                    f"loss became {loss.item()} at step {step + 1}; stopped. The last good "
+                    f"checkpoint is {ckpt} (step {last_saved}); try a lower --lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip_grad > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            if env.active:  # log the mean over ranks
+                torch.distributed.all_reduce(parts)
+                parts = parts / env.world
+            model.objective.update_target(model.backbone, model.objective.projector,
+                                          step / total)
+            now = time.time()
+            speed = x1.shape[0] * env.world / max(now - tick, 1e-9)
+            rate = speed if rate == 0 else 0.9 * rate + 0.1 * speed
+            tick = now
+            last = {"step": step, "epoch": round(step / per_epoch, 4),
+                    "lr": scheduler.get_last_lr()[0], "loss": float(parts.sum().item()),
+                    **{n: float(v) for n, v in zip(names, parts.tolist(), strict=True)},
+                    "images_per_s": round(speed, 2)}
+            if metrics is not None and step % cfg.log_every == 0:
+                metrics.write(last)
+                if tb is not None:
+                    for k in ("loss", *names, "lr", "images_per_s"):
+                        tb.add_scalar(k, last[k], step)
+            if on_step is not None and env.main:
+                on_step({**last, "total": total, "images_per_s": rate})
+            stop = step >= total or any_flag(
+                env, cfg.time_limit is not None and now - start_time > cfg.time_limit, device)
+            if step % cfg.ckpt_every == 0 or step % per_epoch == 0 or stop:
+                save(step)
+                last_saved = step
+            if stop:
+                break
+    if metrics is not None:
+        metrics.close()
+    if tb is not None:
+        tb.close()
+    if env.active:  # DDP syncs gradients; BN statistics follow rank 0 as in its forward
+        for buffer in model.buffers():
+            torch.distributed.broadcast(buffer, 0)
+    if last_saved != step:
+        save(step)
+    digests = gather_objects(env, _digest(model.backbone))
+    return {"out": str(out), "checkpoint": str(ckpt), "kind": "supernet" if ref is None
+            else "standalone", "space": cfg.space, "ssl": cfg.ssl, "steps": step,
+            "total_steps": total, "epochs": round(step / per_epoch, 4),
+            "resolution": resolution, "lr": lr, "train_images": len(images),
+            "skipped_images": images.skipped, "world_size": env.world,
+            "final_loss": last.get("loss"), "losses": {n: last.get(n) for n in names},
+            "images_per_s": round(rate, 2), "seconds": round(time.time() - start_time, 2),
+            "weights_digest": digests[0], "rank_digests": digests, "rank": env.rank}
+
+
+def _tensorboard(out: Path):
+    """A TensorBoard writer when tensorboard is installed (optional)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(out / "tb"))

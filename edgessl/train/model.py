@@ -1,0 +1,82 @@
+"""What is trained: a backbone (supernet or standalone) + an SSL objective, and the sandwich
+rule with in-place distillation as one ``forward`` (so one backward, and DDP works as usual)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgessl.arch import Arch
+from edgessl.ssl import Objective, build_objective, distill_loss
+
+
+class SSLModel(nn.Module):
+    """``forward(x1, x2, students)`` -> (total loss, per-subnet losses, detached).
+
+    With a supernet, the largest subnet is trained with the SSL loss, and each student Arch
+    (smallest + sampled) regresses the largest's detached online embedding of the same views.
+    A standalone backbone has no students.
+    """
+
+    def __init__(self, backbone: nn.Module, objective: Objective, largest: Arch | None = None):
+        super().__init__()
+        self.backbone, self.objective, self.largest = backbone, objective, largest
+
+    def _activate(self, arch: Arch | None) -> None:
+        if arch is not None:
+            self.backbone.set_active(arch)
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor,
+                students: list[Arch] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([x1, x2])
+        self._activate(self.largest)
+        e = self.objective.embed(self.backbone(x))
+        e1, e2 = e.chunk(2)
+        losses = [self.objective.loss(e1, e2, x1, x2)]
+        teacher = e.detach()
+        for arch in students:
+            self._activate(arch)
+            losses.append(distill_loss(self.objective.embed(self.backbone(x)), teacher))
+        self._activate(self.largest)
+        total = torch.stack(losses).sum()
+        return total, torch.stack([loss.detach().float() for loss in losses])
+
+
+def build_backbone(space: str, arch: Arch | None) -> tuple[nn.Module, Arch | str | None]:
+    """(backbone, what it is): a supernet (ref None), a fixed Arch, or a baseline name."""
+    from edgessl.checkpoint import build_model
+    from edgessl.spaces import get_space
+
+    if arch is not None:
+        return build_model(arch), arch
+    if space.startswith("baseline:"):
+        from edgessl.baselines import get_baseline
+
+        name = get_baseline(space).name
+        return build_model(name), name
+    return get_space(space).supernet(), None
+
+
+def feature_dim(backbone: nn.Module) -> int:
+    return int(backbone.feature_dim)
+
+
+def build_ssl_model(space: str, arch: Arch | None, ssl: str,
+                    temperature: float | None = None) -> tuple[SSLModel, Arch | str | None]:
+    """The model to train and its reference (None for a supernet)."""
+    backbone, ref = build_backbone(space, arch)
+    largest = None
+    if ref is None:
+        largest = backbone.space.largest()
+        backbone.set_active(largest)
+    objective = build_objective(ssl, backbone, feature_dim(backbone), temperature)
+    return SSLModel(backbone, objective, largest), ref
+
+
+def sample_students(space, seed: int, step: int, n: int) -> list[Arch]:
+    """Smallest + ``n`` subnets drawn from a generator seeded by (seed, step): the same on
+    every rank and after a resume, with no sampler state to save."""
+    rng = np.random.default_rng([seed, step])
+    top = space.resolutions[-1]
+    return [space.smallest(top), *(space.sample(rng, top) for _ in range(n))]

@@ -1,0 +1,93 @@
+"""Data: built-in sets, folders (labelled, unlabelled, corrupt), splits, deterministic views."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from edgessl.data import EpochBatches, eval_split, open_dataset, ssl_loader
+from edgessl.data.loaders import set_epoch
+from edgessl.data.transforms import blur_params
+from edgessl.errors import BadInput
+
+
+def _png(path, value: int, size: int = 12) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((size, size, 3), value, dtype=np.uint8)).save(path)
+
+
+def test_digits_split_is_fixed_and_disjoint():
+    train, test = open_dataset("digits", "train"), open_dataset("digits", "test")
+    assert len(train) + len(test) == 1797 and len(test) == 359
+    assert train.image(0).shape == (3, 8, 8) and train.image(0).dtype == torch.uint8
+    again = open_dataset("digits", "test")
+    assert torch.equal(again.images, test.images)
+    bank, held = eval_split("digits", bank_size=100, test_size=50)
+    assert len(bank) == 100 and len(held) == 50 and bank.labelled
+
+
+def test_labelled_folder_skips_corrupt(tmp_path):
+    for c in ("cat", "dog"):
+        for i in range(5):
+            _png(tmp_path / c / f"{i}.png", 40 * i)
+    (tmp_path / "dog" / "bad.jpg").write_bytes(b"not an image")
+    full = open_dataset(str(tmp_path), "all")
+    assert len(full) == 10 and full.skipped == 1
+    assert full.classes == ["cat", "dog"] and sorted(set(full.labels.tolist())) == [0, 1]
+    train, test = open_dataset(str(tmp_path), "train"), open_dataset(str(tmp_path), "test")
+    assert len(train) == 8 and len(test) == 2
+
+
+def test_unlabelled_recursive_folder(tmp_path):
+    _png(tmp_path / "a.png", 10)
+    _png(tmp_path / "x" / "y" / "b.bmp", 20)
+    Image.fromarray(np.zeros((9, 9, 3), np.uint8)).save(tmp_path / "c.webp")
+    images = open_dataset(str(tmp_path), "all")
+    assert len(images) == 3 and not images.labelled
+    with pytest.raises(BadInput, match="no labels"):
+        eval_split(str(tmp_path))
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "corrupt"])
+def test_bad_folders_are_refused(tmp_path, case):
+    path = tmp_path / "d"
+    if case != "missing":
+        path.mkdir()
+    if case == "corrupt":
+        for i in range(3):
+            (path / f"{i}.png").write_bytes(b"\x89PNG garbage")
+    with pytest.raises(BadInput, match=str(path)):
+        open_dataset(str(path))
+
+
+def test_views_are_a_function_of_seed_epoch_and_index():
+    images = open_dataset("digits", "train").head(64)
+    loader = ssl_loader(images, 16, 8, seed=1)
+    set_epoch(loader, 0)
+    first = list(loader)
+    set_epoch(loader, 0, start=2)
+    resumed = list(loader)
+    assert len(first) == 8 and len(resumed) == 6
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+               for a, b in zip(first[2:], resumed, strict=True))
+    assert not torch.equal(first[0][0], first[0][1])  # two different views
+    set_epoch(loader, 1)
+    assert not torch.equal(next(iter(loader))[0], first[0][0])
+    assert first[0][0].shape == (8, 3, 16, 16)
+
+
+def test_ranks_read_disjoint_shards():
+    shards = []
+    for rank in range(2):
+        s = EpochBatches(40, 5, seed=0, rank=rank, world=2)
+        s.set_epoch(3)
+        shards.append({i for _, b in s for i in b})
+    assert len(shards[0]) == len(shards[1]) == 20 and not shards[0] & shards[1]
+
+
+def test_blur_scales_with_resolution():
+    assert blur_params(224) == (23, (0.1, 2.0))
+    k, (_, hi) = blur_params(32, native_size=28)
+    assert k == 3 and hi < 1.0

@@ -1,0 +1,88 @@
+"""Evaluation: kNN, linear probe, BN re-estimation, and the ``eval`` command."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from test_train_fixtures import trained_run  # noqa: F401 - fixture
+
+from edgessl.checkpoint import save_model
+from edgessl.evaluate import knn_accuracy, linear_probe_accuracy, recalibrate_bn
+from edgessl.spaces import get_space
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _clusters(n=40, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 4
+    centres = torch.eye(4, 8) * 5
+    return centres[y] + 0.3 * torch.randn(n, 8, generator=g), y
+
+
+def test_knn_and_linear_on_separable_clusters():
+    (xtr, ytr), (xte, yte) = _clusters(40, 0), _clusters(20, 1)
+    assert knn_accuracy(xtr, ytr, xte, yte, k=5) == 1.0
+    assert linear_probe_accuracy(xtr, ytr, xte, yte) == 1.0
+    assert knn_accuracy(xtr, ytr[torch.randperm(40)], xte, yte, k=1) < 1.0
+
+
+def test_knn_weights_votes_by_similarity():
+    train = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    labels = torch.tensor([0, 1, 1])
+    query = torch.tensor([[1.0, 0.05]])
+    # plain majority of 3 would say 1; similarity-weighted votes say 0
+    assert knn_accuracy(train, labels, query, torch.tensor([0]), k=3, temperature=0.07) == 1.0
+
+
+def test_recalibrate_bn_estimates_data_statistics():
+    net = torch.nn.Sequential(torch.nn.BatchNorm1d(3))
+    data = [torch.randn(50, 3) * 2 + 7 for _ in range(4)]
+    recalibrate_bn(net, data)
+    allx = torch.cat(data)
+    assert torch.allclose(net[0].running_mean, allx.mean(0), atol=1e-4)
+    assert not net.training and net[0].momentum == 0.1
+
+
+def test_eval_cli_on_supernet_checkpoint(cli, trained_run):  # noqa: F811
+    ckpt = trained_run / "last.ckpt"
+    r = cli("eval", ckpt, "--data", "digits", "--arch", "smallest", "--protocol", "both",
+            "--bank-size", "300", "--test-size", "100", "--json")
+    assert r.code == 0, r
+    out = json.loads(r.out)
+    assert 0.1 < out["knn"] <= 1 and 0.1 < out["linear"] <= 1 and out["resolution"] == 16
+    r = cli("eval", ckpt, "--data", "digits", "--init", "random", "--protocol", "knn",
+            "--bank-size", "300", "--test-size", "100", "--json")
+    assert r.code == 0 and "linear" not in json.loads(r.out)
+
+
+def test_eval_cli_on_standalone_model(cli, tmp_path):
+    arch = get_space("mobilenet").smallest()
+    net = get_space("mobilenet").supernet().extract(arch)
+    save_model(tmp_path / "m.ckpt", arch, net, {"train_resolution": 16})
+    r = cli("eval", tmp_path / "m.ckpt", "--data", "digits", "--protocol", "knn",
+            "--bank-size", "200", "--test-size", "50", "--json")
+    assert r.code == 0, r
+    assert json.loads(r.out)["kind"] == "model"
+
+
+def test_eval_refuses_bad_checkpoints(cli, tmp_path, trained_run):  # noqa: F811
+    ckpt = trained_run / "last.ckpt"
+    other = tmp_path / "resnet.json"
+    get_space("resnet").smallest().save(other)
+    r = cli("eval", ckpt, "--data", "digits", "--arch", other)
+    assert r.code == 2 and "resnet" in r.err and len(r.err.strip().splitlines()) == 1
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(ckpt.read_bytes()[:5000])
+    r = cli("eval", broken, "--data", "digits")
+    assert r.code == 2 and "truncated" in r.err and len(r.err.strip().splitlines()) == 1
+    r = cli("eval", ckpt, "--data", "digits", "--protocol", "svm")
+    assert r.code == 2 and "svm" in r.err

@@ -1,0 +1,100 @@
+"""``edgessl train``: SimCLR/BYOL supernet runs, standalone runs, bad input, NaN handling."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+from test_train_fixtures import TINY, run_inprocess, trained_run  # noqa: F401 - fixture
+
+from edgessl.checkpoint import TRAIN_FORMAT, load_checkpoint
+from edgessl.spaces import get_space
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.parametrize("ssl", ["simclr", "byol"])
+def test_train_then_eval_on_digits(cli, tmp_path, ssl):
+    run = tmp_path / "RUN"
+    r = cli("train", *TINY, "--ssl", ssl, "--epochs", "1", "--out", run, "--json")
+    assert r.code == 0, r
+    summary = json.loads(r.out)
+    assert summary["steps"] == 2 and summary["kind"] == "supernet"
+    assert set(summary["losses"]) == {"loss_largest", "loss_smallest", "loss_sampled1"}
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2]
+    assert all(float(r["loss_smallest"]) >= 0 for r in rows)
+    payload = load_checkpoint(run / "last.ckpt", expect=TRAIN_FORMAT)
+    assert payload["step"] == 2 and payload["config"]["ssl"] == ssl
+    assert {"optimizer", "scheduler", "rng", "backbone", "objective"} <= set(payload)
+    r = cli("eval", run / "last.ckpt", "--data", "digits", "--protocol", "both",
+            "--bank-size", "200", "--test-size", "100", "--json")
+    assert r.code == 0, r
+    result = json.loads(r.out)
+    assert 0 <= result["knn"] <= 1 and 0 <= result["linear"] <= 1
+
+
+def test_standalone_arch_training(cli, tmp_path):
+    arch = tmp_path / "small.json"
+    get_space("mobilenet").smallest().save(arch)
+    r = cli("train", *TINY, "--arch", arch, "--max-steps", "1", "--out", tmp_path / "R",
+            "--json")
+    assert r.code == 0, r
+    out = json.loads(r.out)
+    assert out["kind"] == "standalone" and list(out["losses"]) == ["loss_ssl"]
+    r = cli("eval", tmp_path / "R" / "last.ckpt", "--data", "digits", "--protocol", "knn",
+            "--bank-size", "100", "--test-size", "50", "--json")
+    assert r.code == 0 and json.loads(r.out)["kind"] == "standalone"
+
+
+def _one_line(r, *needles):
+    assert r.code == 2, r
+    assert len(r.err.strip().splitlines()) == 1, r.err
+    for n in needles:
+        assert str(n) in r.err, r.err
+
+
+def test_bad_inputs_exit_2_and_lose_nothing(cli, tmp_path, trained_run):  # noqa: F811
+    ckpt = trained_run / "last.ckpt"
+    before = ckpt.read_bytes()
+    metrics = (trained_run / "metrics.csv").read_bytes()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "a.png").write_bytes(b"garbage")
+    (corrupt / "b.jpg").write_bytes(b"")
+    for data, needle in ((tmp_path / "nope", "nope"), (empty, "no images"),
+                         (corrupt, "2 corrupt")):
+        _one_line(cli("train", "--data", data, "--out", tmp_path / "X"), needle)
+        assert not (tmp_path / "X").exists()
+    _one_line(cli("train", *TINY, "--ssl", "swav", "--out", tmp_path / "Y"), "swav")
+    # an existing run is never overwritten; a resume may not change the space
+    _one_line(cli("train", *TINY, "--out", trained_run), "--resume")
+    _one_line(cli("train", "--out", trained_run, "--resume", "--space", "resnet"), "resnet")
+    broken = tmp_path / "B"
+    broken.mkdir()
+    (broken / "last.ckpt").write_bytes(before[: len(before) // 3])
+    _one_line(cli("train", "--out", broken, "--resume"), "truncated")
+    assert ckpt.read_bytes() == before
+    assert (trained_run / "metrics.csv").read_bytes() == metrics
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(cli, tmp_path):
+    run = tmp_path / "N"
+    r = cli("train", *TINY, "--space", "mobilenet", "--optimizer", "sgd", "--lr", "1e30",
+            "--clip-grad", "0", "--epochs", "3", "--ckpt-every", "1", "--out", run)
+    assert r.code == 1, r
+    assert "loss became" in r.err and "last good checkpoint" in r.err
+    payload = load_checkpoint(run / "last.ckpt")
+    assert payload["step"] >= 1
+    assert all(torch.isfinite(v).all() for v in payload["backbone"].values()
+               if v.is_floating_point())
