@@ -84,8 +84,9 @@ def main() -> None:
               f"{space.mflops(arch):.0f} MFLOPs", flush=True)
     rho = spearmanr([r["proxy"] for r in rows], [r["knn_after_finetune"] for r in rows])[0]
     rho_flops = spearmanr([r["mflops"] for r in rows], [r["knn_after_finetune"] for r in rows])[0]
-    Path("runs").mkdir(exist_ok=True)
-    Path("runs/proxy_quality.json").write_text(json.dumps(rows, indent=1))
+    results = Path(__file__).parent / "results"
+    results.mkdir(exist_ok=True)
+    (results / "proxy_quality.json").write_text(json.dumps(rows, indent=1))
     text = "\n".join([
         "## Proxy quality", "",
         f"`python benchmarks/proxy_quality.py --supernet {args.supernet} --n {args.n} --steps "
@@ -102,7 +103,7 @@ def main() -> None:
         f"- proxy range {min(r['proxy'] for r in rows):.3f}-{max(r['proxy'] for r in rows):.3f},"
         f" fine-tuned kNN range {min(r['knn_after_finetune'] for r in rows):.3f}-"
         f"{max(r['knn_after_finetune'] for r in rows):.3f} (per-subnet rows in "
-        "runs/proxy_quality.json)"])
+        "benchmarks/results/proxy_quality.json)"])
     print(text)
     if args.write:
         write_section("proxy_quality", text)
