@@ -47,24 +47,25 @@ def objectives_matrix(cands: list[Candidate], objectives: tuple[str, ...]) -> np
     return np.array([cols[o] for o in objectives], dtype=float).T.reshape(len(cands), -1)
 
 
-def write_pareto(out: Path, pareto: list[Candidate]) -> None:
-    rows = [{**c.row(), "arch": c.arch.to_dict()} for c in pareto]
-    atomic_write_text(out / "pareto.json", json.dumps(rows, indent=1) + "\n")
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["score", "mflops", "mparams", "latency_ms", "arch"])
-    w.writeheader()
-    for c in pareto:
-        w.writerow({**c.row(), "arch": c.arch.to_json()})
-    atomic_write_text(out / "pareto.csv", buf.getvalue())
-
-
-def write_candidates(out: Path, cands: list[Candidate]) -> None:
+def _write_csv(path: Path, cands: list[Candidate]) -> None:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["score", "mflops", "mparams", "latency_ms", "arch"])
     w.writeheader()
     for c in cands:
         w.writerow({**c.row(), "arch": c.arch.to_json()})
-    atomic_write_text(out / "candidates.csv", buf.getvalue())
+    atomic_write_text(path, buf.getvalue())
+
+
+def write_pareto(out: Path, pareto: list[Candidate]) -> None:
+    """pareto.json (arch objects) and pareto.csv (arch JSON per row)."""
+    rows = [{**c.row(), "arch": c.arch.to_dict()} for c in pareto]
+    atomic_write_text(out / "pareto.json", json.dumps(rows, indent=1) + "\n")
+    _write_csv(out / "pareto.csv", pareto)
+
+
+def write_candidates(out: Path, cands: list[Candidate]) -> None:
+    """candidates.csv: every scored, feasible candidate."""
+    _write_csv(out / "candidates.csv", cands)
 
 
 def plot_pareto(out: Path, result: SearchResult, x: str, budget: float | None,
