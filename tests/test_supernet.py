@@ -84,3 +84,24 @@ def test_supernet_trains_through_active_subnet():
     assert grads and all(torch.isfinite(g).all() for g in grads)
     last = net.stages[2][-1].conv1.conv.weight
     assert last.grad is None or not last.grad.abs().sum()  # block beyond active depth unused
+
+
+@pytest.mark.parametrize("name", list_spaces())
+def test_sorting_channels_keeps_largest_and_puts_strongest_first(name):
+    space = get_space(name)
+    torch.manual_seed(0)
+    net = space.supernet().eval()
+    _randomise_bn(net, torch.Generator().manual_seed(2))
+    x = torch.randn(2, 3, 40, 40)
+    largest = space.largest(128)
+    net.set_active(largest)
+    with torch.no_grad():
+        before = net(x)
+        net.sort_channels()
+        net.set_active(largest)
+        after = net(x)
+    assert (before - after).abs().max().item() <= 1e-4 * before.abs().max().item()
+    block = net.stages[1][1]
+    reader = (block.project if name == "mobilenet" else block.conv3).conv.weight
+    norms = reader.abs().sum((0, 2, 3))
+    assert torch.all(norms[:-1] >= norms[1:])  # importance is now non-increasing

@@ -167,3 +167,43 @@ ELASTIC: dict[str, Callable[[LayerSpec], nn.Module]] = {
 def build_elastic(largest: LayerSpec) -> nn.Module:
     """An elastic block holding the weights of ``largest`` (the spec of the largest choice)."""
     return ELASTIC[largest.kind](largest)
+
+
+def _permute_out(conv: ElasticConv2d, order: torch.Tensor) -> None:
+    conv.weight.data = conv.weight.data[order]
+    if conv.bias is not None:
+        conv.bias.data = conv.bias.data[order]
+
+
+def _permute_bn(bn: nn.BatchNorm2d, order: torch.Tensor) -> None:
+    for t in (bn.weight, bn.bias):
+        t.data = t.data[order]
+    bn.running_mean.data = bn.running_mean.data[order]
+    bn.running_var.data = bn.running_var.data[order]
+
+
+@torch.no_grad()
+def sort_mid_channels(block: nn.Module) -> None:
+    """Re-order a block's expanded (middle) channels by importance, the L1 norm of the weights
+    that read them (Once-for-All's rule), so that smaller expand ratios keep the strongest
+    channels. The largest setting computes exactly the same function afterwards."""
+    if isinstance(block, ElasticMBConv) and block.expand is not None:
+        reader = block.project.conv.weight
+        order = torch.argsort(reader.abs().sum((0, 2, 3)), descending=True)
+        _permute_out(block.expand.conv, order)
+        _permute_bn(block.expand.bn, order)
+        _permute_out(block.depthwise.conv, order)
+        _permute_bn(block.depthwise.bn, order)
+        if block.se is not None:
+            block.se.reduce.weight.data = block.se.reduce.weight.data[:, order]
+            _permute_out(block.se.expand, order)
+        reader.data = reader.data[:, order]
+    elif isinstance(block, ElasticBottleneck):
+        order = torch.argsort(block.conv3.conv.weight.abs().sum((0, 2, 3)), descending=True)
+        _permute_out(block.conv2.conv, order)
+        _permute_bn(block.conv2.bn, order)
+        block.conv3.conv.weight.data = block.conv3.conv.weight.data[:, order]
+        order1 = torch.argsort(block.conv2.conv.weight.abs().sum((0, 2, 3)), descending=True)
+        _permute_out(block.conv1.conv, order1)
+        _permute_bn(block.conv1.bn, order1)
+        block.conv2.conv.weight.data = block.conv2.conv.weight.data[:, order1]

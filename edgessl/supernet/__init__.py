@@ -15,7 +15,7 @@ from torch import nn
 from edgessl.arch import Arch
 from edgessl.errors import BadInput
 from edgessl.models import EdgeNet, build_network
-from edgessl.ops.elastic_blocks import build_elastic
+from edgessl.ops.elastic_blocks import build_elastic, sort_mid_channels
 
 
 class Supernet(nn.Module):
@@ -69,6 +69,13 @@ class Supernet(nn.Module):
         for m in self.post:
             x = m(x)
         return x
+
+    def sort_channels(self) -> None:
+        """Re-order every elastic block's middle channels by importance (largest subnet
+        unchanged). Call it between training phases: optimizer state is not permuted."""
+        for blocks in self.stages:
+            for m in blocks:
+                sort_mid_channels(m)
 
     @torch.no_grad()
     def extract(self, arch: Arch | None = None) -> EdgeNet:
