@@ -51,7 +51,7 @@ def _assert_verified(folder, report, batches):
         onnx.checker.check_model(str(folder / name), full_check=True)
         assert parity["passed"], parity
         assert parity["batches"] == batches
-        assert parity["max_abs_reference"] > 0.1  # calibrated BN: the check is not vacuous
+        assert parity["max_abs_reference"] > 0.01  # calibrated BN: not vacuous (~1e-9 without)
     on_disk = json.loads((folder / "export.json").read_text())
     assert on_disk == json.loads(json.dumps(report))
     for fname, meta in on_disk["files"].items():
