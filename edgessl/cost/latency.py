@@ -290,17 +290,9 @@ class LatencyTable:
         if g.shape[1] != len(sp.gene_sizes()):
             raise BadInput(f"genes have {g.shape[1]} columns; space {sp.name!r} has "
                            f"{len(sp.gene_sizes())}")
-        res, wid = g[:, 0], g[:, 1]
-        total = fixed[res, wid].copy()
-        count = n_fixed[res, wid].astype(np.float64)
-        pos = 2 + sp.n_stages
-        for i, dmax in enumerate(sp.max_depths):
-            depth = np.asarray(sp.stage_depths[i])[g[:, 2 + i]]
-            count += depth
-            for j in range(dmax):
-                vals = lut[res, wid, i, j, g[:, pos + 2 * j], g[:, pos + 2 * j + 1]]
-                total += np.where(j < depth, vals, 0.0)
-            pos += 2 * dmax
+        res = g[:, 0]
+        total = sp.sum_block_lut(g, lut, fixed)
+        count = n_fixed[res, g[:, 1]] + sp.active_blocks(g)
         bad = np.flatnonzero(np.isnan(total))
         if bad.size:
             self.raw_sum(sp.decode(g[bad[0]]))  # raises BadInput naming the missing key

@@ -22,6 +22,13 @@ class Budget:
     max_latency_ms: float | None = None
     max_mparams: float | None = None
 
+    def __post_init__(self) -> None:
+        for name, value in (("--budget-mflops", self.max_mflops),
+                            ("--latency-ms", self.max_latency_ms),
+                            ("--max-params", self.max_mparams)):
+            if value is not None and not value > 0:
+                raise BadInput(f"{name} {value:g} must be a positive number")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -30,11 +37,6 @@ class Constraints:
     """The budget of one search: space, deployment resolution, optional latency table."""
 
     def __init__(self, space, budget: Budget, resolution: int, latency_table=None):
-        for name, value in (("--budget-mflops", budget.max_mflops),
-                            ("--latency-ms", budget.max_latency_ms),
-                            ("--max-params", budget.max_mparams)):
-            if value is not None and not value > 0:
-                raise BadInput(f"{name} {value:g} must be a positive number")
         if budget.max_latency_ms is not None and latency_table is None:
             raise BadInput("--latency-ms needs --latency-table (measure one with edgessl "
                            "profile, or use a table from latency_tables/)")

@@ -97,13 +97,14 @@ def pareto_mask(F: np.ndarray) -> np.ndarray:
 
 
 def run_nsga2(constraints: Constraints, objectives: tuple[str, ...],
-              score: Callable[[np.ndarray], np.ndarray], population: int, generations: int,
+              score: Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray],
+              population: int, generations: int,
               seed: int, on_generation: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
               mutation_rate: float = 0.1) -> None:
-    """Evolve; ``score(genes) -> proxy scores`` is called once per generation on the feasible
-    rows. ``on_generation(gen, genes, F)`` sees every evaluated population. Results live with
-    the caller (its score cache); Ctrl-C propagates as KeyboardInterrupt after the last
-    completed generation."""
+    """Evolve; ``score(genes, costs) -> proxy scores`` is called once per generation on the
+    feasible rows, with their already computed costs. ``on_generation(gen, genes, F)`` sees
+    every evaluated population. Results live with the caller (its score cache); Ctrl-C
+    propagates as KeyboardInterrupt after the last completed generation."""
     problem = GeneProblem(constraints, len(objectives))
     algo = NSGA2(pop_size=population, sampling=FeasibleSampling(), crossover=UX(),
                  mutation=ResetMutation(mutation_rate), repair=FeasibleRepair(seed),
@@ -118,7 +119,8 @@ def run_nsga2(constraints: Constraints, objectives: tuple[str, ...],
         feasible = G <= 0
         scores = np.full(len(X), 0.0)
         if feasible.any():
-            scores[feasible] = score(X[feasible])
+            scores[feasible] = score(X[feasible],
+                                     {k: v[feasible] for k, v in costs.items()})
         columns = {"accuracy": -scores, "mflops": costs["mflops"],
                    "latency": costs.get("latency_ms", np.zeros(len(X)))}
         F = np.stack([columns[o] for o in objectives], axis=1)

@@ -97,11 +97,7 @@ class SearchSession:
 
         self.cfg = cfg
         self.objectives = _check_objectives(cfg)
-        for name, value in (("--budget-mflops", cfg.max_mflops),
-                            ("--latency-ms", cfg.max_latency_ms),
-                            ("--max-params", cfg.max_mparams)):
-            if value is not None and not value > 0:
-                raise BadInput(f"{name} {value:g} must be a positive number")
+        budget = cfg.budget()  # validates the bounds before anything is loaded
         self.table = None
         if cfg.latency_table is not None:
             from edgessl.cost.latency import LatencyTable
@@ -118,7 +114,7 @@ class SearchSession:
         if cfg.resolution not in self.space.resolutions:
             raise BadInput(f"--resolution {cfg.resolution} not in space {self.space.name!r}; "
                            f"allowed: {', '.join(map(str, self.space.resolutions))}")
-        self.constraints = Constraints(self.space, cfg.budget(), cfg.resolution, self.table)
+        self.constraints = Constraints(self.space, budget, cfg.resolution, self.table)
         self.constraints.check_achievable()
         self.device = resolve_device(cfg.device)
         self.proxy_res = int(cfg.proxy_resolution or self.sinfo.get("resolution") or 32)
@@ -136,7 +132,7 @@ class SearchSession:
         t0 = time.time()
         state = {"generations_done": 0}
 
-        def score(genes: np.ndarray) -> np.ndarray:
+        def score(genes: np.ndarray, costs: dict[str, np.ndarray]) -> np.ndarray:
             archs = [space.decode(g) for g in genes]
             todo = list(dict.fromkeys(a for a in archs if a not in scorer.cache))
             mine = {a: scorer.score(a) for a in todo[env.rank::env.world]}
@@ -145,7 +141,6 @@ class SearchSession:
 
                 for part in gather_objects(env, mine):
                     scorer.cache.update(part)
-            costs = constraints.measure(genes)
             for i, a in enumerate(archs):
                 lat = float(costs["latency_ms"][i]) if "latency_ms" in costs else None
                 records[a] = Candidate(a, scorer.cache[a], float(costs["mflops"][i]),

@@ -205,18 +205,30 @@ class SearchSpace(ABC):
     def cost_genes(self, genes, num_classes: int = 1000) -> tuple[np.ndarray, np.ndarray]:
         """Exact (MACs, params) of a batch of gene vectors (N, G), vectorised: this is how the
         search checks hard constraints for tens of thousands of candidates at once."""
-        lut, fixed = self._cost_lut(num_classes)
+        total = self.sum_block_lut(genes, *self._cost_lut(num_classes))
+        return total[:, 0], total[:, 1]
+
+    def sum_block_lut(self, genes, lut: np.ndarray, fixed: np.ndarray) -> np.ndarray:
+        """Per gene row: ``fixed[res, width]`` plus ``lut[res, width, stage, slot, kernel,
+        expand]`` summed over the row's active blocks (any trailing axes are carried). The one
+        vectorised walk behind exact costs and predicted latency of whole populations."""
         g = np.atleast_2d(np.asarray(genes, dtype=np.int64))
         res, wid = g[:, 0], g[:, 1]
-        total = fixed[res, wid].copy()
+        total = fixed[res, wid].astype(np.float64)
         pos = 2 + self.n_stages
         for i, dmax in enumerate(self.max_depths):
             depth = np.asarray(self.stage_depths[i])[g[:, 2 + i]]
             for j in range(dmax):
                 vals = lut[res, wid, i, j, g[:, pos + 2 * j], g[:, pos + 2 * j + 1]]
-                total += np.where((j < depth)[:, None], vals, 0.0)
+                active = (j < depth).reshape(-1, *([1] * (vals.ndim - 1)))
+                total += np.where(active, vals, 0.0)
             pos += 2 * dmax
-        return total[:, 0], total[:, 1]
+        return total
+
+    def active_blocks(self, genes) -> np.ndarray:
+        """Number of elastic blocks each gene row uses (the sum of its stage depths)."""
+        g = np.atleast_2d(np.asarray(genes, dtype=np.int64))
+        return sum(np.asarray(d)[g[:, 2 + i]] for i, d in enumerate(self.stage_depths))
 
     # ---- sampling and variation -------------------------------------------------------------
     def _resolution_gene(self, resolution: int | None) -> int | None:
