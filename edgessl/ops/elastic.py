@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgessl.ops.depthwise import depthwise_conv2d
+
 
 def _centre(weight: torch.Tensor, k: int) -> torch.Tensor:
     kmax = weight.shape[-1]
@@ -58,8 +60,9 @@ class ElasticConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cin = x.shape[1]
         w, b = self.active_weight(cin)
-        return F.conv2d(x, w, b, self.stride, self.active_kernel // 2,
-                        groups=cin if self.depthwise else 1)
+        if self.depthwise:
+            return depthwise_conv2d(x, w, b, self.stride, self.active_kernel // 2)
+        return F.conv2d(x, w, b, self.stride, self.active_kernel // 2)
 
     @torch.no_grad()
     def copy_to(self, conv: nn.Conv2d) -> None:

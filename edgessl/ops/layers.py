@@ -11,6 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from edgessl.ops.depthwise import DepthwiseConv2d
 from edgessl.ops.specs import (
     BottleneckSpec,
     ConvSpec,
@@ -37,8 +38,11 @@ class ConvBNAct(nn.Sequential):
 
     def __init__(self, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1,
                  act: str | None = None):
+        depthwise = groups > 1 and groups == cin == cout
+        conv = (DepthwiseConv2d(cin, k, stride) if depthwise
+                else nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False))
         layers: list[nn.Module] = [
-            nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+            conv,
             nn.BatchNorm2d(cout),
         ]
         if act:

@@ -1,0 +1,81 @@
+"""The fast depthwise convolution gives PyTorch's results (outputs and gradients)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgessl.ops.depthwise import (
+    DepthwiseConv2d,
+    crop_kernel,
+    depthwise_conv2d,
+    native_depthwise,
+)
+
+CASES = list(itertools.product([1, 2, 3, 4, 5, 8, 16], [1, 3, 5, 7], [1, 2], [False, True]))
+
+
+@pytest.mark.parametrize(("size", "kernel", "stride", "bias"), CASES)
+def test_outputs_and_gradients_equal_conv2d(size, kernel, stride, bias):
+    g = torch.Generator().manual_seed(size * 100 + kernel * 10 + stride)
+    c = 5
+    # a non-square map, so each axis is cropped on its own
+    x = torch.randn(3, c, size, size + 1, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(c, 1, kernel, kernel, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(c, generator=g, dtype=torch.float64, requires_grad=True) if bias else None
+    inputs = [x, w] + ([b] if bias else [])
+    ref = F.conv2d(x, w, b, stride, kernel // 2, groups=c)
+    out = depthwise_conv2d(x, w, b, stride, kernel // 2)
+    assert out.shape == ref.shape
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-11)
+    grad = torch.randn(ref.shape, generator=g, dtype=torch.float64)
+    for a, e in zip(torch.autograd.grad(out, inputs, grad), torch.autograd.grad(ref, inputs, grad),
+                    strict=True):
+        torch.testing.assert_close(a, e, rtol=0, atol=1e-10)
+
+
+def test_taps_that_only_read_padding_are_dropped():
+    w = torch.randn(4, 1, 7, 7)
+    assert crop_kernel(w, (1, 1), 1, 3)[0].shape[-2:] == (1, 1)
+    assert crop_kernel(w, (2, 2), 1, 3)[0].shape[-2:] == (3, 3)
+    assert crop_kernel(w, (2, 2), 2, 3)[0].shape[-2:] == (2, 2)
+    assert crop_kernel(w, (1, 4), 1, 3)[0].shape[-2:] == (1, 7)
+    assert crop_kernel(w, (7, 7), 1, 3)[0].shape[-2:] == (7, 7)
+
+
+def test_native_switch_gives_the_same_gradients_in_float32():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 16, 4, 4, generator=g, requires_grad=True)
+    w = torch.randn(16, 1, 7, 7, generator=g, requires_grad=True)
+    fast = torch.autograd.grad(depthwise_conv2d(x, w, None, 1, 3).square().sum(), [x, w])
+    with native_depthwise():
+        slow = torch.autograd.grad(depthwise_conv2d(x, w, None, 1, 3).square().sum(), [x, w])
+    for a, e in zip(fast, slow, strict=True):
+        torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace:FutureWarning")
+def test_module_is_a_conv2d_and_traces_the_full_kernel():
+    conv = DepthwiseConv2d(4, 7, stride=1)
+    plain = nn.Conv2d(4, 4, 7, 1, 3, groups=4, bias=False)
+    assert isinstance(conv, nn.Conv2d)
+    assert conv.state_dict().keys() == plain.state_dict().keys()
+    plain.load_state_dict(conv.state_dict())
+    # traced on a 1x1 map (where the fast path would use only the centre tap), the graph
+    # must still hold the declared 7x7 conv and so be right on a larger map
+    traced = torch.jit.trace(conv, torch.randn(1, 4, 1, 1))
+    big = torch.randn(2, 4, 9, 9)
+    torch.testing.assert_close(traced(big), plain(big))
+
+
+def test_torch_export_sees_the_declared_kernel():
+    """ONNX export goes through torch.export: no weight slicing may enter its graph."""
+    conv = DepthwiseConv2d(4, 7).eval()
+    program = torch.export.export(conv, (torch.randn(1, 4, 1, 1),))
+    targets = [str(n.target) for n in program.graph.nodes if n.op == "call_function"]
+    assert any("conv" in t for t in targets)
+    assert not any("slice" in t or "narrow" in t for t in targets), targets
