@@ -6,10 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgessl.ssl.distributed import gather
+
 
 class MoCoV3Loss(nn.Module):
     """InfoNCE of q (online predictions) against k (momentum-encoder projections) of the other
-    view, the positives on the diagonal, scaled by 2*temperature as in the paper.
+    view, the positives on the diagonal, scaled by 2*temperature as in the paper; under DDP the
+keys of every rank are the negatives, as in the paper.
 
     q1, q2, k1, k2: (N, D) -> scalar.
     """
@@ -21,8 +24,9 @@ class MoCoV3Loss(nn.Module):
     def _one(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         q = F.normalize(q.float(), dim=1)
         k = F.normalize(k.detach().float(), dim=1)
-        logits = q @ k.t() / self.temperature
-        target = torch.arange(q.shape[0], device=q.device)
+        keys, offset = gather(k, with_grad=False)  # under DDP: keys of the global batch
+        logits = q @ keys.t() / self.temperature
+        target = offset + torch.arange(q.shape[0], device=q.device)
         return F.cross_entropy(logits, target) * (2 * self.temperature)
 
     def forward(self, q1: torch.Tensor, q2: torch.Tensor, k1: torch.Tensor,
