@@ -98,3 +98,20 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(cli, tmp_path):
     assert payload["step"] >= 1
     assert all(torch.isfinite(v).all() for v in payload["backbone"].values()
                if v.is_floating_point())
+
+
+@pytest.mark.slow
+def test_compile_trains_the_same_network(cli, tmp_path):
+    """``--compile`` (torch.compile, inductor on CPU) follows the eager run's trajectory."""
+    arch = tmp_path / "small.json"
+    get_space("mobilenet").smallest().save(arch)
+    weights = []
+    for flag in ((), ("--compile",)):
+        out = tmp_path / f"R{len(flag)}"
+        r = cli("train", *TINY, "--arch", arch, "--max-steps", "2", "--out", out, "--json",
+                *flag)
+        assert r.code == 0, r
+        weights.append(load_checkpoint(out / "last.ckpt")["backbone"])
+    assert weights[1].keys() == weights[0].keys()
+    for name, eager in weights[0].items():
+        torch.testing.assert_close(weights[1][name], eager, rtol=1e-3, atol=1e-4)

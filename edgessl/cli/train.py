@@ -69,7 +69,8 @@ def train_cmd(
         "--num-sampled", help="Random subnets per step besides the smallest (default 2).")] = None,
     clip_grad: Annotated[float | None, typer.Option(
         "--clip-grad", help="Max gradient norm (0: off).")] = None,
-    temperature: Annotated[float | None, typer.Option("--temperature")] = None,
+    temperature: Annotated[float | None, typer.Option(
+        "--temperature", help="Contrastive temperature (default: simclr 0.5, mocov3 0.2).")] = None,
     subset: Annotated[int | None, typer.Option(
         "--subset", help="Train on the first N images only.")] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps")] = None,

@@ -18,6 +18,7 @@ from edgessl.checkpoint import (
     model_ref_from_dict,
 )
 from edgessl.errors import BadInput
+from edgessl.ops.init import zero_init_residuals
 
 
 def _load_state(module: nn.Module, state: dict, path: str) -> None:
@@ -26,6 +27,13 @@ def _load_state(module: nn.Module, state: dict, path: str) -> None:
     except RuntimeError as exc:
         raise BadInput(f"checkpoint {path} weights do not fit its model: "
                        f"{str(exc).splitlines()[0][:160]}") from None
+
+
+def _fresh(ref) -> nn.Module:
+    """The network as training initialises it: the untrained reference of an SSL gain."""
+    module = build_model(ref)
+    zero_init_residuals(module)
+    return module
 
 
 def _pick_arch(space, choice: str, path: str) -> Arch:
@@ -55,7 +63,7 @@ def load_backbone(path: str, arch: str = "largest", init_random: bool = False,
                            "standalone network")
         module, ref, meta = load_model(path)
         if init_random:
-            module = build_model(ref)
+            module = _fresh(ref)
         return module, {"name": str(ref), "kind": "model",
                         "resolution": meta.get("train_resolution") or meta.get("resolution")}
     if fmt != TRAIN_FORMAT:
@@ -66,7 +74,9 @@ def load_backbone(path: str, arch: str = "largest", init_random: bool = False,
         space = get_space(str(payload.get("space")))
         chosen = _pick_arch(space, arch, path)
         supernet = space.supernet()
-        if not init_random:
+        if init_random:
+            zero_init_residuals(supernet)
+        else:
             _load_state(supernet, payload["backbone"], path)
         return supernet.extract(chosen), {"name": str(chosen), "kind": "subnet",
                                           "arch": chosen.to_dict(), "resolution": resolution}
@@ -74,7 +84,7 @@ def load_backbone(path: str, arch: str = "largest", init_random: bool = False,
     if arch not in ("largest", "smallest"):
         raise BadInput(f"--arch {arch} applies to supernet checkpoints; {path} trained one "
                        "standalone network")
-    module = build_model(ref)
+    module = _fresh(ref) if init_random else build_model(ref)
     if not init_random:
         _load_state(module, payload["backbone"], path)
     return module, {"name": str(ref), "kind": "standalone", "resolution": resolution}

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from edgessl.arch import Arch
+from edgessl.ops.init import zero_init_residuals
 from edgessl.ssl import Objective, build_objective, distill_loss
 
 
@@ -44,18 +45,22 @@ class SSLModel(nn.Module):
 
 
 def build_backbone(space: str, arch: Arch | None) -> tuple[nn.Module, Arch | str | None]:
-    """(backbone, what it is): a supernet (ref None), a fixed Arch, or a baseline name."""
+    """(backbone, what it is): a supernet (ref None), a fixed Arch, or a baseline name,
+    freshly initialised for SSL training (residual branches start at zero)."""
     from edgessl.checkpoint import build_model
     from edgessl.spaces import get_space
 
     if arch is not None:
-        return build_model(arch), arch
-    if space.startswith("baseline:"):
+        backbone, ref = build_model(arch), arch
+    elif space.startswith("baseline:"):
         from edgessl.baselines import get_baseline
 
-        name = get_baseline(space).name
-        return build_model(name), name
-    return get_space(space).supernet(), None
+        ref = get_baseline(space).name
+        backbone = build_model(ref)
+    else:
+        backbone, ref = get_space(space).supernet(), None
+    zero_init_residuals(backbone)
+    return backbone, ref
 
 
 def feature_dim(backbone: nn.Module) -> int:

@@ -1,0 +1,43 @@
+"""SSL training starts every residual branch at zero: each residual block is the identity."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from edgessl.baselines import build_baseline
+from edgessl.models import build_network
+from edgessl.ops import layers
+from edgessl.ops.init import RESIDUAL_BN, zero_init_residuals
+from edgessl.spaces import get_space
+from edgessl.train.model import build_backbone
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("resnet18", 8), ("resnet50", 16), ("mobilenet_v2", 10), ("mobilenet_v3_small", 6)])
+def test_counts_the_residual_blocks_of_baselines(name, expected):
+    assert zero_init_residuals(build_baseline(name)) == expected
+
+
+@pytest.mark.parametrize("space", ["mobilenet", "resnet"])
+def test_residual_blocks_start_as_identity(space):
+    net = build_network(get_space(space).largest(128)).eval()
+    assert zero_init_residuals(net) > 0
+    blocks = [m for m in net.modules()
+              if (isinstance(m, layers.MBConv) and m.residual)
+              or (isinstance(m, layers.Bottleneck) and isinstance(m.downsample, nn.Identity))]
+    assert blocks
+    for block in blocks:
+        last = block.project if isinstance(block, layers.MBConv) else block.conv3
+        x = torch.randn(2, last[0].out_channels, 5, 5).relu()  # a ResNet block's input is >= 0
+        torch.testing.assert_close(block(x), x)
+
+
+@pytest.mark.parametrize("space", ["mobilenet", "baseline:resnet18", "baseline:mobilenet_v2"])
+def test_training_backbones_are_zero_initialised(space):
+    backbone, _ = build_backbone(space, None)
+    zeroed = [RESIDUAL_BN[type(m)](m) for m in backbone.modules() if type(m) in RESIDUAL_BN]
+    zeroed = [bn for bn in zeroed if bn is not None]
+    assert zeroed and all(isinstance(bn, nn.BatchNorm2d) for bn in zeroed)
+    assert all(bool((bn.weight == 0).all()) for bn in zeroed)
