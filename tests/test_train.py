@@ -115,3 +115,11 @@ def test_compile_trains_the_same_network(cli, tmp_path):
     assert weights[1].keys() == weights[0].keys()
     for name, eager in weights[0].items():
         torch.testing.assert_close(weights[1][name], eager, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize(("native", "expected"), [(8, 32), (28, 48), (32, 48), (64, 128),
+                                                  (0, 128)])
+def test_default_training_resolution_follows_the_image_size(native, expected):
+    from edgessl.train import default_resolution
+
+    assert default_resolution(native) == expected
