@@ -12,11 +12,7 @@ accuracy. Writes the figures into BENCHMARKS.md (section ssl_quality) unless --n
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
-import re
 import shutil
 import sys
 import tempfile
@@ -27,22 +23,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _machine import machine, today, write_section  # noqa: E402
 
 from edgessl.data import eval_split  # noqa: E402
 from edgessl.evaluate import evaluate_backbone, knn_accuracy, load_backbone  # noqa: E402
 from edgessl.train import train  # noqa: E402
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores (nproc), {cpu}, {platform.system()}"
 
 
 def raw_pixel_knn(bank_size: int, test_size: int) -> float:
@@ -50,15 +37,6 @@ def raw_pixel_knn(bank_size: int, test_size: int) -> float:
     f = lambda s: s.images.flatten(1).float() / 255  # noqa: E731
     return knn_accuracy(f(bank), torch.as_tensor(bank.labels), f(test),
                         torch.as_tensor(test.labels))
-
-
-def write_section(text: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    doc = path.read_text()
-    marker = "<!-- section:ssl_quality -->"
-    pattern = re.compile(re.escape(marker) + r".*?(?=\n<!-- section:|\Z)", re.S)
-    doc = pattern.sub(lambda _: marker + "\n" + text.rstrip() + "\n", doc, count=1)
-    path.write_text(doc)
 
 
 def main() -> None:
@@ -124,15 +102,14 @@ def main() -> None:
             results["largest/trained"]["knn"] > results["raw_pixels"]["knn"],
         "smallest kNN >= random init + 5 points": gain_s >= 0.05,
     }
-    cmd = "flock /tmp/edgessl-heavy.lock python benchmarks/ssl_quality.py " + " ".join(
-        sys.argv[1:])
+    cmd = "python benchmarks/ssl_quality.py " + " ".join(sys.argv[1:])
     pct = lambda v: f"{100 * v:.2f}" if v is not None else "-"  # noqa: E731
     lines = [
         "## SSL quality (Fashion-MNIST)",
         "",
         f"Command: `{cmd.strip()}`  ",
-        f"Date: {dt.date.today().isoformat()}; machine: {machine()}; torch {torch.__version__}, "
-        f"{args.threads} training thread(s) + {args.workers} data worker(s).",
+        f"Date: {today()}; machine: {machine()}; {args.threads} training thread(s) + "
+        f"{args.workers} data worker(s).",
         "",
         f"Training: mobilenet supernet, {args.ssl}, sandwich rule (largest + smallest + "
         f"{args.num_sampled} sampled, in-place distillation), {args.resolution} px, batch "
@@ -157,7 +134,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section("ssl_quality", text)
     shutil.rmtree(tmp, ignore_errors=True)
 
 

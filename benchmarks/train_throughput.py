@@ -10,7 +10,6 @@ Writes BENCHMARKS.md (section train_throughput) unless --no-write.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import statistics
 import sys
 import time
@@ -23,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from ssl_quality import machine  # noqa: E402
+from _machine import machine, today, write_section  # noqa: E402
 
 from edgessl.ops.depthwise import native_depthwise  # noqa: E402
 from edgessl.spaces import get_space  # noqa: E402
@@ -90,16 +89,6 @@ def measure_resnet50(device: torch.device, batch: int, res: int, rounds: int) ->
     return batch / statistics.median(step([]) for _ in range(rounds))
 
 
-def write_section(text: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    doc = path.read_text()
-    marker = "<!-- section:train_throughput -->"
-    start = doc.index(marker) + len(marker)
-    nxt = doc.find("\n<!-- section:", start)
-    doc = doc[:start] + "\n" + text.rstrip() + "\n" + (doc[nxt:] if nxt >= 0 else "")
-    path.write_text(doc)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch-size", type=int, default=64)
@@ -113,14 +102,12 @@ def main() -> None:
     both = measure(torch.device("cpu"), args.batch_size, args.resolution, args.rounds,
                    compare_native=True)
     cpu, native = both["fast"], both["native"]
-    cmd = "flock /tmp/edgessl-heavy.lock python benchmarks/train_throughput.py " + " ".join(
-        sys.argv[1:])
+    cmd = "python benchmarks/train_throughput.py " + " ".join(sys.argv[1:])
     lines = [
         "## Training throughput: sandwich step vs largest subnet alone",
         "",
         f"Command: `{cmd.strip()}`  ",
-        f"Date: {dt.date.today().isoformat()}; machine: {machine()}; torch {torch.__version__}, "
-        f"{args.threads} thread(s).",
+        f"Date: {today()}; machine: {machine()}; {args.threads} thread(s).",
         "",
         f"SimCLR step (forward, backward, AdamW) on two views of a batch of {args.batch_size} "
         f"at {args.resolution} px, median of {args.rounds} interleaved steps each:",
@@ -156,7 +143,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section("train_throughput", text)
 
 
 if __name__ == "__main__":

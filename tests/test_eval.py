@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 from test_train_fixtures import trained_run  # noqa: F401 - fixture
 
 from edgessl.checkpoint import save_model
 from edgessl.evaluate import knn_accuracy, linear_probe_accuracy, recalibrate_bn
 from edgessl.spaces import get_space
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _clusters(n=40, seed=0):

@@ -23,12 +23,18 @@ def _randomise_bn(net: nn.Module, gen: torch.Generator) -> None:
             m.bias.data.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
 
 
+def _eval_supernet(space, bn_seed: int):
+    """A seeded supernet in eval mode with random (non-trivial) BatchNorm statistics."""
+    torch.manual_seed(0)
+    net = space.supernet().eval()
+    _randomise_bn(net, torch.Generator().manual_seed(bn_seed))
+    return net
+
+
 @pytest.mark.parametrize("name", list_spaces())
 def test_extracted_subnet_equals_active_supernet(name):
     space = get_space(name)
-    torch.manual_seed(0)
-    supernet = space.supernet().eval()
-    _randomise_bn(supernet, torch.Generator().manual_seed(1))
+    supernet = _eval_supernet(space, bn_seed=1)
     rng = np.random.default_rng(2)
     x = torch.randn(2, 3, 48, 48)
     worst = 0.0
@@ -89,9 +95,7 @@ def test_supernet_trains_through_active_subnet():
 @pytest.mark.parametrize("name", list_spaces())
 def test_sorting_channels_keeps_largest_and_puts_strongest_first(name):
     space = get_space(name)
-    torch.manual_seed(0)
-    net = space.supernet().eval()
-    _randomise_bn(net, torch.Generator().manual_seed(2))
+    net = _eval_supernet(space, bn_seed=2)
     x = torch.randn(2, 3, 40, 40)
     largest = space.largest(128)
     net.set_active(largest)

@@ -13,14 +13,6 @@ from edgessl.checkpoint import TRAIN_FORMAT, load_checkpoint
 from edgessl.spaces import get_space
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("ssl", ["simclr", "byol"])
 def test_train_then_eval_on_digits(cli, tmp_path, ssl):
     run = tmp_path / "RUN"

@@ -11,7 +11,6 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
-import torch
 
 from edgessl.cli import main
 
@@ -22,13 +21,8 @@ TINY = ("--data", "digits", "--subset", "32", "--batch-size", "16", "--resolutio
 
 def run_inprocess(*args) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            code = main([str(a) for a in args])
-    finally:
-        torch.set_num_threads(n)
+    with redirect_stdout(out), redirect_stderr(err):  # one thread: set in conftest.py
+        code = main([str(a) for a in args])
     return code, out.getvalue(), err.getvalue()
 
 

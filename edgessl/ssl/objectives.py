@@ -15,7 +15,12 @@ from torch import nn
 
 from edgessl.errors import BadInput
 from edgessl.ssl.byol import BYOLLoss, cosine_regression
-from edgessl.ssl.heads import BYOLProjectionHead, MoCoV3ProjectionHead, SimCLRProjectionHead
+from edgessl.ssl.heads import (
+    BYOLProjectionHead,
+    MLPHead,
+    MoCoV3ProjectionHead,
+    SimCLRProjectionHead,
+)
 from edgessl.ssl.mocov3 import MoCoV3Loss
 from edgessl.ssl.ntxent import NTXentLoss
 
@@ -81,49 +86,50 @@ class SimCLR(Objective):
         return self.criterion(e1, e2)
 
 
-class BYOL(Objective):
+class _MomentumObjective(Objective):
+    """Projector + predictor on the online side; the loss compares each view's prediction with
+    a momentum target's projection of the other view (BYOL, MoCo v3)."""
+
+    momentum = 0.99
+    head: type[MLPHead]
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, temperature: float | None = None,
+                 hidden: int = 1024, out: int = 256):
+        super().__init__()
+        self.projector = self.head(feature_dim, hidden, out)
+        self.predictor = self.head(out, hidden, out)
+        self.criterion = self.make_criterion(temperature)
+        self.attach_target(backbone, self.projector)
+
+    def make_criterion(self, temperature: float | None) -> nn.Module:  # pragma: no cover
+        raise NotImplementedError
+
+    def embed(self, features):
+        return self.predictor(self.projector(features))
+
+    def loss(self, e1, e2, x1, x2):
+        return self.criterion(e1, e2, *self.target_embed(x1, x2))
+
+
+class BYOL(_MomentumObjective):
     """BYOL: projector + predictor regress a momentum target's projection of the other view."""
 
     name = "byol"
-    momentum = 0.99
+    head = BYOLProjectionHead
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, temperature: float | None = None,
-                 hidden: int = 1024, out: int = 256):
-        super().__init__()
-        self.projector = BYOLProjectionHead(feature_dim, hidden, out)
-        self.predictor = BYOLProjectionHead(out, hidden, out)
-        self.criterion = BYOLLoss()
-        self.attach_target(backbone, self.projector)
-
-    def embed(self, features):
-        return self.predictor(self.projector(features))
-
-    def loss(self, e1, e2, x1, x2):
-        t1, t2 = self.target_embed(x1, x2)
-        return self.criterion(e1, e2, t1, t2)
+    def make_criterion(self, temperature):
+        return BYOLLoss()
 
 
-class MoCoV3(Objective):
+class MoCoV3(_MomentumObjective):
     """MoCo v3: projector + predictor queries against momentum-encoder keys (InfoNCE)."""
 
     name = "mocov3"
-    momentum = 0.99
     default_temperature = 0.2
+    head = MoCoV3ProjectionHead
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, temperature: float | None = None,
-                 hidden: int = 1024, out: int = 256):
-        super().__init__()
-        self.projector = MoCoV3ProjectionHead(feature_dim, hidden, out)
-        self.predictor = MoCoV3ProjectionHead(out, hidden, out)
-        self.criterion = MoCoV3Loss(temperature or self.default_temperature)
-        self.attach_target(backbone, self.projector)
-
-    def embed(self, features):
-        return self.predictor(self.projector(features))
-
-    def loss(self, e1, e2, x1, x2):
-        k1, k2 = self.target_embed(x1, x2)
-        return self.criterion(e1, e2, k1, k2)
+    def make_criterion(self, temperature):
+        return MoCoV3Loss(temperature or self.default_temperature)
 
 
 OBJECTIVES: dict[str, type[Objective]] = {o.name: o for o in (SimCLR, BYOL, MoCoV3)}
