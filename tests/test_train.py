@@ -69,6 +69,9 @@ def test_bad_inputs_exit_2_and_lose_nothing(cli, tmp_path, trained_run):  # noqa
         _one_line(cli("train", "--data", data, "--out", tmp_path / "X"), needle)
         assert not (tmp_path / "X").exists()
     _one_line(cli("train", *TINY, "--ssl", "swav", "--out", tmp_path / "Y"), "swav")
+    _one_line(cli("train", *TINY, "--temperature", "0", "--out", tmp_path / "Y"),
+              "--temperature 0")
+    assert not (tmp_path / "Y").exists()
     # an existing run is never overwritten; a resume may not change the space
     _one_line(cli("train", *TINY, "--out", trained_run), "--resume")
     _one_line(cli("train", "--out", trained_run, "--resume", "--space", "resnet"), "resnet")

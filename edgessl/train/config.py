@@ -69,6 +69,8 @@ class TrainConfig:
             raise BadInput(f"--num-sampled {self.num_sampled} must be >= 0")
         if self.lr is not None and not self.lr > 0:
             raise BadInput(f"--lr {self.lr} must be positive")
+        if self.temperature is not None and not self.temperature > 0:
+            raise BadInput(f"--temperature {self.temperature} must be positive")
         if self.device not in ("auto", "cpu", "cuda"):
             raise BadInput(f"--device {self.device!r}; allowed: auto, cpu, cuda")
 
