@@ -9,7 +9,7 @@ from PIL import Image
 
 from edgessl.data import EpochBatches, eval_split, open_dataset, ssl_loader
 from edgessl.data.loaders import set_epoch
-from edgessl.data.transforms import blur_params
+from edgessl.data.transforms import blur_params, ssl_augment
 from edgessl.errors import BadInput
 
 
@@ -91,3 +91,16 @@ def test_blur_scales_with_resolution():
     assert blur_params(224) == (23, (0.1, 2.0))
     k, (_, hi) = blur_params(32, native_size=28)
     assert k == 3 and hi < 1.0
+
+
+def test_min_scale_bounds_the_crop():
+    """A half-dark, half-bright image: crops of the whole area always show both halves, tiny
+    crops often fall inside one half (a flat view). The loader passes ``min_scale`` on."""
+    img = torch.zeros(3, 32, 32, dtype=torch.uint8)
+    img[:, :, 16:] = 255
+    torch.manual_seed(0)
+    flat = {s: sum(float(ssl_augment(32, 32, min_scale=s)(img).std()) < 0.5 for _ in range(60))
+            for s in (1.0, 0.02)}
+    assert flat[1.0] == 0 and flat[0.02] >= 5
+    loader = ssl_loader(open_dataset("digits", "train").head(16), 16, 8, seed=0, min_scale=0.5)
+    assert loader.dataset.views.first.transforms[0].scale == (0.5, 1.0)

@@ -19,12 +19,14 @@ from edgessl.ops.depthwise import (
 CASES = list(itertools.product([1, 2, 3, 4, 5, 8, 16], [1, 3, 5, 7], [1, 2], [False, True]))
 
 
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize(("size", "kernel", "stride", "bias"), CASES)
-def test_outputs_and_gradients_equal_conv2d(size, kernel, stride, bias):
+def test_outputs_and_gradients_equal_conv2d(size, kernel, stride, bias, fmt):
     g = torch.Generator().manual_seed(size * 100 + kernel * 10 + stride)
     c = 5
-    # a non-square map, so each axis is cropped on its own
-    x = torch.randn(3, c, size, size + 1, generator=g, dtype=torch.float64, requires_grad=True)
+    # a non-square map, so each axis is cropped on its own; training runs channels-last
+    x = torch.randn(3, c, size, size + 1, generator=g, dtype=torch.float64)
+    x = x.contiguous(memory_format=fmt).requires_grad_()
     w = torch.randn(c, 1, kernel, kernel, generator=g, dtype=torch.float64, requires_grad=True)
     b = torch.randn(c, generator=g, dtype=torch.float64, requires_grad=True) if bias else None
     inputs = [x, w] + ([b] if bias else [])
@@ -32,7 +34,7 @@ def test_outputs_and_gradients_equal_conv2d(size, kernel, stride, bias):
     out = depthwise_conv2d(x, w, b, stride, kernel // 2)
     assert out.shape == ref.shape
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-11)
-    grad = torch.randn(ref.shape, generator=g, dtype=torch.float64)
+    grad = torch.randn(ref.shape, generator=g, dtype=torch.float64).contiguous(memory_format=fmt)
     for a, e in zip(torch.autograd.grad(out, inputs, grad), torch.autograd.grad(ref, inputs, grad),
                     strict=True):
         torch.testing.assert_close(a, e, rtol=0, atol=1e-10)

@@ -71,6 +71,8 @@ def test_bad_inputs_exit_2_and_lose_nothing(cli, tmp_path, trained_run):  # noqa
     _one_line(cli("train", *TINY, "--ssl", "swav", "--out", tmp_path / "Y"), "swav")
     _one_line(cli("train", *TINY, "--temperature", "0", "--out", tmp_path / "Y"),
               "--temperature 0")
+    _one_line(cli("train", *TINY, "--min-scale", "1.5", "--out", tmp_path / "Y"),
+              "--min-scale 1.5")
     assert not (tmp_path / "Y").exists()
     # an existing run is never overwritten; a resume may not change the space
     _one_line(cli("train", *TINY, "--out", trained_run), "--resume")

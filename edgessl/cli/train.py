@@ -71,6 +71,9 @@ def train_cmd(
         "--clip-grad", help="Max gradient norm (0: off).")] = None,
     temperature: Annotated[float | None, typer.Option(
         "--temperature", help="Contrastive temperature (default: simclr 0.5, mocov3 0.2).")] = None,
+    min_scale: Annotated[float | None, typer.Option(
+        "--min-scale", help="Smallest random crop, as a fraction of the image area (default "
+                            "0.2; larger crops learn faster in short runs).")] = None,
     subset: Annotated[int | None, typer.Option(
         "--subset", help="Train on the first N images only.")] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps")] = None,
@@ -96,7 +99,7 @@ def train_cmd(
     given = dict(data=data, out=out, ssl=ssl, space=space, epochs=epochs, batch_size=batch_size,
                  resolution=resolution, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
                  warmup_epochs=warmup_epochs, num_sampled=num_sampled, clip_grad=clip_grad,
-                 temperature=temperature, subset=subset, max_steps=max_steps,
+                 temperature=temperature, min_scale=min_scale, subset=subset, max_steps=max_steps,
                  time_limit=time_limit, ckpt_every=ckpt_every, workers=workers,
                  compile=compile, seed=seed, device=device)
     if arch is not None:

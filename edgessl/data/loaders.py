@@ -97,9 +97,11 @@ class EpochBatches(Sampler[tuple[int, list[int]]]):
 
 
 def ssl_loader(images: ImageSet, resolution: int, batch_size: int, seed: int,
-               workers: int = 0, rank: int = 0, world: int = 1) -> DataLoader:
-    """A loader of two-view batches; call :func:`set_epoch` before iterating each epoch."""
-    views = TwoViews(ssl_augment(resolution, images.native_size))
+               workers: int = 0, rank: int = 0, world: int = 1,
+               min_scale: float = 0.2) -> DataLoader:
+    """A loader of two-view batches (crops of at least ``min_scale`` of the image area);
+    call :func:`set_epoch` before iterating each epoch."""
+    views = TwoViews(ssl_augment(resolution, images.native_size, min_scale))
     ds = TwoViewBatches(images, views, seed)
     sampler = EpochBatches(len(images), batch_size, seed, rank, world)
     return DataLoader(ds, sampler=sampler, batch_size=None, num_workers=workers,

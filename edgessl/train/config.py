@@ -32,6 +32,7 @@ class TrainConfig:
     num_sampled: int = 2
     clip_grad: float = 5.0
     temperature: float | None = None
+    min_scale: float = 0.2
     seed: int = 0
     subset: int | None = None
     max_steps: int | None = None
@@ -71,6 +72,8 @@ class TrainConfig:
             raise BadInput(f"--lr {self.lr} must be positive")
         if self.temperature is not None and not self.temperature > 0:
             raise BadInput(f"--temperature {self.temperature} must be positive")
+        if not 0 < self.min_scale <= 1:
+            raise BadInput(f"--min-scale {self.min_scale} must lie in (0, 1]")
         if self.device not in ("auto", "cpu", "cuda"):
             raise BadInput(f"--device {self.device!r}; allowed: auto, cpu, cuda")
 

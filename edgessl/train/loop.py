@@ -1,5 +1,5 @@
 """The training loop: SSL (sandwich rule on a supernet, plain on a standalone network), with
-warm-up + cosine LR, gradient clipping, bf16 + channels-last on CUDA, DDP under torchrun,
+warm-up + cosine LR, gradient clipping, channels-last, bf16 on CUDA, DDP under torchrun,
 atomic checkpoints every K steps and every epoch, bit-exact ``--resume``."""
 
 from __future__ import annotations
@@ -100,15 +100,14 @@ def _run(cfg: TrainConfig, payload: dict | None, device: torch.device, env: Dist
     if payload is not None and payload.get("space") != (cfg.space if ref is None else None):
         raise BadInput(f"checkpoint is from space {payload.get('space')!r}, not {cfg.space!r}")
     cuda = device.type == "cuda"
-    model.to(device)
-    if cuda:
-        model.to(memory_format=torch.channels_last)
+    # channels-last on every device: on CPU too it made a sandwich step faster (train_throughput)
+    model.to(device, memory_format=torch.channels_last)
     optimizer, lr = build_optimizer(cfg.optimizer, model, cfg.batch_size * env.world, cfg.lr,
                                     cfg.weight_decay)
     workers = cfg.workers if cfg.workers is not None else (min(8, os.cpu_count() or 1)
                                                            if cuda else 0)
     loader = ssl_loader(images, resolution, cfg.batch_size, cfg.seed, workers, env.rank,
-                        env.world)
+                        env.world, cfg.min_scale)
     per_epoch = loader.sampler.per_epoch
     if per_epoch == 0:
         raise BadInput(f"--batch-size {cfg.batch_size} x {env.world} process(es) is more than "
@@ -161,10 +160,8 @@ def _run(cfg: TrainConfig, payload: dict | None, device: torch.device, env: Dist
         tick = time.time()
         for x1, x2 in loader:
             students = sample_students(space, cfg.seed, step, cfg.num_sampled) if space else []
-            x1, x2 = x1.to(device, non_blocking=True), x2.to(device, non_blocking=True)
-            if cuda:
-                x1 = x1.contiguous(memory_format=torch.channels_last)
-                x2 = x2.contiguous(memory_format=torch.channels_last)
+            x1, x2 = (x.to(device, non_blocking=True, memory_format=torch.channels_last)
+                      for x in (x1, x2))
             with autocast:
                 loss, parts = net(x1, x2, students)
             if any_flag(env, not bool(torch.isfinite(loss).item()), device):
