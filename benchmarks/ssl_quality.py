@@ -41,7 +41,7 @@ def raw_pixel_knn(bank_size: int, test_size: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--minutes", type=float, default=18.0, help="training wall-clock budget")
+    ap.add_argument("--minutes", type=float, default=19.0, help="training wall-clock budget")
     ap.add_argument("--ssl", default="byol",
                     help="byol: 10 kNN points above simclr in the same 18 minutes")
     ap.add_argument("--batch-size", type=int, default=64)
@@ -54,7 +54,7 @@ def main() -> None:
                     help="smallest crop area: 0.4 beat 0.2 and 0.6 in equal-time pilots")
     ap.add_argument("--subset", type=int, default=None, help="train images (default all)")
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--max-steps", type=int, default=520,
+    ap.add_argument("--max-steps", type=int, default=610,
                     help="LR schedule length; about what fits the budget on 2 cores")
     ap.add_argument("--bank-size", type=int, default=10000)
     ap.add_argument("--test-size", type=int, default=10000)
