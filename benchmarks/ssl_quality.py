@@ -58,6 +58,7 @@ def main() -> None:
                     help="LR schedule length; about what fits the budget on 2 cores")
     ap.add_argument("--bank-size", type=int, default=10000)
     ap.add_argument("--test-size", type=int, default=10000)
+    ap.add_argument("--seed", type=int, default=0, help="training seed (init, data order, views)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=0,
                     help="data workers (0: augment between steps, no third busy process)")
@@ -75,7 +76,7 @@ def main() -> None:
             "workers": args.workers,
             "time_limit": args.minutes * 60, "warmup_epochs": 0.01,
             "max_steps": args.max_steps, "ckpt_every": 100,
-            "device": "cpu", "seed": 0}
+            "device": "cpu", "seed": args.seed}
     t0 = time.time()
     last = [0.0]
 
