@@ -32,9 +32,8 @@ from edgessl.train.model import build_ssl_model, sample_students  # noqa: E402
 def _step_fn(space: str, device: torch.device, batch: int, res: int,
              memory_format: torch.memory_format = torch.channels_last):
     model, ref = build_ssl_model(space, None, "simclr")
-    model.to(device).train()
+    model.to(device, memory_format=memory_format).train()
     cuda = device.type == "cuda"
-    model.to(memory_format=memory_format)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], 1e-4)
     g = torch.Generator().manual_seed(0)
     x1 = torch.randn(batch, 3, res, res, generator=g).to(device)

@@ -84,7 +84,9 @@ def load_backbone(path: str, arch: str = "largest", init_random: bool = False,
     if arch not in ("largest", "smallest"):
         raise BadInput(f"--arch {arch} applies to supernet checkpoints; {path} trained one "
                        "standalone network")
-    module = _fresh(ref) if init_random else build_model(ref)
-    if not init_random:
+    if init_random:
+        module = _fresh(ref)
+    else:
+        module = build_model(ref)
         _load_state(module, payload["backbone"], path)
     return module, {"name": str(ref), "kind": "standalone", "resolution": resolution}
