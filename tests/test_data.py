@@ -9,7 +9,7 @@ from PIL import Image
 
 from edgessl.data import EpochBatches, eval_split, open_dataset, ssl_loader
 from edgessl.data.loaders import set_epoch
-from edgessl.data.transforms import blur_params, ssl_augment
+from edgessl.data.transforms import blur_params, local_resolution, ssl_augment
 from edgessl.errors import BadInput
 
 
@@ -104,3 +104,23 @@ def test_min_scale_bounds_the_crop():
     assert flat[1.0] == 0 and flat[0.02] >= 5
     loader = ssl_loader(open_dataset("digits", "train").head(16), 16, 8, seed=0, min_scale=0.5)
     assert loader.dataset.views.first.transforms[0].scale == (0.5, 1.0)
+
+
+def test_local_crops_follow_the_global_views():
+    """``local_crops`` appends small views (0.05..min_scale of the area, DINO's 96/224 side by
+    default) after the two global ones, which stay exactly what they were without them."""
+    images = open_dataset("digits", "train").head(16)
+    plain = ssl_loader(images, 48, 8, seed=3, min_scale=0.4)
+    multi = ssl_loader(images, 48, 8, seed=3, min_scale=0.4, local_crops=3)
+    for loader in (plain, multi):
+        set_epoch(loader, 0)
+    a, b = next(iter(plain)), next(iter(multi))
+    assert len(a) == 2 and len(b) == 5
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert [tuple(v.shape) for v in b[2:]] == [(8, 3, 24, 24)] * 3
+    assert not torch.equal(b[2], b[3])
+    assert multi.dataset.views.local.transforms[0].scale == (0.05, 0.4)
+    custom = ssl_loader(images, 48, 8, seed=3, local_crops=1, local_res=16)
+    set_epoch(custom, 0)
+    assert next(iter(custom))[2].shape == (8, 3, 16, 16)
+    assert local_resolution(224) == 96 and local_resolution(32) == 16

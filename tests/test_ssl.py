@@ -46,6 +46,31 @@ def test_byol_loss_and_distill_bounds():
     assert teacher.grad is None  # the teacher is a constant
 
 
+def test_local_crops_add_pairs_against_both_global_targets():
+    """Multi-crop: each local prediction is scored against both global targets; BYOL takes the
+    mean over all pairs, MoCo v3 twice that mean (its usual two-term sum without locals)."""
+    g = torch.Generator().manual_seed(2)
+    p1, p2, t1, t2, l1, l2 = (torch.randn(5, 4, generator=g) for _ in range(6))
+    c = lambda p, t: 2 - 2 * F.cosine_similarity(p, t).mean()  # noqa: E731
+    pairs = [c(p1, t2), c(p2, t1), c(l1, t1), c(l1, t2), c(l2, t1), c(l2, t2)]
+    assert BYOLLoss()(p1, p2, t1, t2, [l1, l2]).item() == pytest.approx(
+        float(sum(pairs)) / 6, rel=1e-5)
+    assert BYOLLoss()(p1, p2, t1, t2, [l1, l2]).item() != pytest.approx(
+        BYOLLoss()(p1, p2, t1, t2).item(), rel=1e-3)
+    moco = MoCoV3Loss(0.2)
+    with_locals = moco(p1, p2, t1, t2, [l1])
+    parts = [moco._one(p1, t2), moco._one(p2, t1), moco._one(l1, t1), moco._one(l1, t2)]
+    assert with_locals.item() == pytest.approx(2 * float(sum(parts)) / 4, rel=1e-5)
+
+
+def test_simclr_refuses_local_crops():
+    backbone = torch.nn.Linear(12, 16)
+    obj = build_objective("simclr", backbone, 16)
+    e = obj.embed(torch.randn(4, 16))
+    with pytest.raises(BadInput, match="local-crops"):
+        obj.loss(e, e, None, None, [e])
+
+
 def test_mocov3_matches_reference():
     g = torch.Generator().manual_seed(1)
     q1, q2, k1, k2 = (torch.randn(4, 3, generator=g) for _ in range(4))

@@ -34,6 +34,19 @@ def test_train_then_eval_on_digits(cli, tmp_path, ssl):
     assert 0 <= result["knn"] <= 1 and 0 <= result["linear"] <= 1
 
 
+def test_local_crops_train_and_resume_keeps_them(cli, tmp_path):
+    """``--local-crops`` (multi-crop BYOL): the run trains, its config records the crops, and
+    a resume may not change them."""
+    run = tmp_path / "L"
+    r = cli("train", *TINY, "--ssl", "byol", "--local-crops", "2", "--local-resolution", "8",
+            "--max-steps", "1", "--out", run, "--json")
+    assert r.code == 0, r
+    assert json.loads(r.out)["steps"] == 1
+    config = load_checkpoint(run / "last.ckpt", expect=TRAIN_FORMAT)["config"]
+    assert (config["local_crops"], config["local_resolution"]) == (2, 8)
+    _one_line(cli("train", "--out", run, "--resume", "--local-crops", "4"), "--local-crops 4")
+
+
 def test_standalone_arch_training(cli, tmp_path):
     arch = tmp_path / "small.json"
     get_space("mobilenet").smallest().save(arch)
@@ -73,6 +86,12 @@ def test_bad_inputs_exit_2_and_lose_nothing(cli, tmp_path, trained_run):  # noqa
               "--temperature 0")
     _one_line(cli("train", *TINY, "--min-scale", "1.5", "--out", tmp_path / "Y"),
               "--min-scale 1.5")
+    _one_line(cli("train", *TINY, "--local-crops", "2", "--out", tmp_path / "Y"),
+              "--local-crops 2", "simclr")
+    _one_line(cli("train", *TINY, "--ssl", "byol", "--local-crops", "-1", "--out",
+                  tmp_path / "Y"), "--local-crops -1")
+    _one_line(cli("train", *TINY, "--ssl", "byol", "--local-crops", "2", "--min-scale", "0.05",
+                  "--out", tmp_path / "Y"), "--min-scale 0.05")
     assert not (tmp_path / "Y").exists()
     # an existing run is never overwritten; a resume may not change the space
     _one_line(cli("train", *TINY, "--out", trained_run), "--resume")

@@ -74,6 +74,12 @@ def train_cmd(
     min_scale: Annotated[float | None, typer.Option(
         "--min-scale", help="Smallest random crop, as a fraction of the image area (default "
                             "0.2; larger crops learn faster in short runs).")] = None,
+    local_crops: Annotated[int | None, typer.Option(
+        "--local-crops", help="Extra small crops per image (multi-crop, byol/mocov3): each "
+                              "predicts both global views' targets (default 0).")] = None,
+    local_resolution: Annotated[int | None, typer.Option(
+        "--local-resolution", help="Side of the local crops in px (default 96/224 of "
+                                   "--resolution: 24 at 48).")] = None,
     subset: Annotated[int | None, typer.Option(
         "--subset", help="Train on the first N images only.")] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps")] = None,
@@ -99,7 +105,8 @@ def train_cmd(
     given = dict(data=data, out=out, ssl=ssl, space=space, epochs=epochs, batch_size=batch_size,
                  resolution=resolution, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
                  warmup_epochs=warmup_epochs, num_sampled=num_sampled, clip_grad=clip_grad,
-                 temperature=temperature, min_scale=min_scale, subset=subset, max_steps=max_steps,
+                 temperature=temperature, min_scale=min_scale, local_crops=local_crops,
+                 local_resolution=local_resolution, subset=subset, max_steps=max_steps,
                  time_limit=time_limit, ckpt_every=ckpt_every, workers=workers,
                  compile=compile, seed=seed, device=device)
     if arch is not None:

@@ -11,7 +11,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from edgessl.data.sources import ImageSet
-from edgessl.data.transforms import TwoViews, eval_transform, ssl_augment
+from edgessl.data.transforms import (
+    LOCAL_MIN_SCALE,
+    TwoViews,
+    eval_transform,
+    local_resolution,
+    ssl_augment,
+)
 
 
 @contextmanager
@@ -26,8 +32,9 @@ def _one_thread() -> Iterator[None]:
 
 
 class TwoViewBatches(Dataset):
-    """Key (epoch, indices) -> stacked (views1, views2); image ``i`` is augmented under a seed
-    derived from (seed, epoch, i), so the result does not depend on workers or resumption."""
+    """Key (epoch, indices) -> stacked (views1, views2, *local views); image ``i`` is augmented
+    under a seed derived from (seed, epoch, i), so the result does not depend on workers or
+    resumption."""
 
     def __init__(self, images: ImageSet, views: TwoViews, seed: int = 0):
         self.images, self.views, self.seed = images, views, seed
@@ -35,16 +42,14 @@ class TwoViewBatches(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, key: tuple[int, list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: tuple[int, list[int]]) -> tuple[torch.Tensor, ...]:
         epoch, indices = key
-        first, second = [], []
+        per_image = []
         with torch.random.fork_rng(devices=[]), _one_thread():
             for i in indices:
                 torch.manual_seed((self.seed * 1_000_003 + epoch) * 10_000_019 + int(i))
-                a, b = self.views(self.images.image(int(i)))
-                first.append(a)
-                second.append(b)
-        return torch.stack(first), torch.stack(second)
+                per_image.append(self.views(self.images.image(int(i))))
+        return tuple(torch.stack(views) for views in zip(*per_image, strict=True))
 
 
 class EvalBatches(Dataset):
@@ -98,10 +103,18 @@ class EpochBatches(Sampler[tuple[int, list[int]]]):
 
 def ssl_loader(images: ImageSet, resolution: int, batch_size: int, seed: int,
                workers: int = 0, rank: int = 0, world: int = 1,
-               min_scale: float = 0.2) -> DataLoader:
-    """A loader of two-view batches (crops of at least ``min_scale`` of the image area);
-    call :func:`set_epoch` before iterating each epoch."""
-    views = TwoViews(ssl_augment(resolution, images.native_size, min_scale))
+               min_scale: float = 0.2, local_crops: int = 0,
+               local_res: int | None = None) -> DataLoader:
+    """A loader of (views1, views2, *local views) batches: two global crops of at least
+    ``min_scale`` of the image area, and ``local_crops`` crops of 0.05..``min_scale`` at
+    ``local_res`` px (default :func:`local_resolution`); call :func:`set_epoch` before
+    iterating each epoch."""
+    local = None
+    if local_crops:
+        local = ssl_augment(local_res or local_resolution(resolution), images.native_size,
+                            LOCAL_MIN_SCALE, max_scale=min_scale)
+    views = TwoViews(ssl_augment(resolution, images.native_size, min_scale), local=local,
+                     n_local=local_crops)
     ds = TwoViewBatches(images, views, seed)
     sampler = EpochBatches(len(images), batch_size, seed, rank, world)
     return DataLoader(ds, sampler=sampler, batch_size=None, num_workers=workers,

@@ -26,11 +26,13 @@ def blur_params(resolution: int, native_size: int = 0) -> tuple[int, tuple[float
 
 
 def ssl_augment(resolution: int, native_size: int = 0, min_scale: float = 0.2,
-                jitter: float = 0.4) -> Callable[[torch.Tensor], torch.Tensor]:
-    """One view: uint8 (3, H, W) -> normalised float (3, resolution, resolution)."""
+                jitter: float = 0.4,
+                max_scale: float = 1.0) -> Callable[[torch.Tensor], torch.Tensor]:
+    """One view: uint8 (3, H, W) -> normalised float (3, resolution, resolution), from a
+    random crop of ``min_scale``..``max_scale`` of the image area."""
     kernel, sigma = blur_params(resolution, native_size)
     return v2.Compose([
-        v2.RandomResizedCrop(resolution, scale=(min_scale, 1.0), antialias=True),
+        v2.RandomResizedCrop(resolution, scale=(min_scale, max_scale), antialias=True),
         v2.RandomHorizontalFlip(),
         v2.RandomApply([v2.ColorJitter(jitter, jitter, jitter / 2, jitter / 4)], p=0.8),
         v2.RandomGrayscale(p=0.2),
@@ -50,11 +52,25 @@ def eval_transform(resolution: int) -> Callable[[torch.Tensor], torch.Tensor]:
     ])
 
 
+LOCAL_MIN_SCALE = 0.05  # DINO's local crops: 0.05..0.4 of the area, globals 0.4..1
+
+
+def local_resolution(resolution: int) -> int:
+    """Side of the small local crops for global views of ``resolution`` px: DINO's 96/224,
+    rounded to a multiple of 8 (48 -> 24, 224 -> 96), at least 16."""
+    return max(16, 8 * round(resolution * 96 / 224 / 8))
+
+
 class TwoViews:
-    """Apply one transform per view (the same one twice by default)."""
+    """Two global views (one transform per view, the same one twice by default), then
+    ``n_local`` small local views (multi-crop, as in SwAV and DINO) when ``local`` is given."""
 
-    def __init__(self, first: Callable, second: Callable | None = None):
+    def __init__(self, first: Callable, second: Callable | None = None,
+                 local: Callable | None = None, n_local: int = 0):
         self.first, self.second = first, second or first
+        self.local, self.n_local = local, n_local if local is not None else 0
 
-    def __call__(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.first(img), self.second(img)
+    def __call__(self, img: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        views = [self.first(img), self.second(img)]
+        views += [self.local(img) for _ in range(self.n_local)]
+        return tuple(views)

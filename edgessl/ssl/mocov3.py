@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,7 +16,8 @@ class MoCoV3Loss(nn.Module):
     view, the positives on the diagonal, scaled by 2*temperature as in the paper; under DDP the
 keys of every rank are the negatives, as in the paper.
 
-    q1, q2, k1, k2: (N, D) -> scalar.
+    q1, q2, k1, k2: (N, D) -> scalar. Local-crop queries (multi-crop) are scored against both
+    keys; the loss is then twice the mean over all pairs (the paper's sum of two without them).
     """
 
     def __init__(self, temperature: float = 0.2):
@@ -30,5 +33,6 @@ keys of every rank are the negatives, as in the paper.
         return F.cross_entropy(logits, target) * (2 * self.temperature)
 
     def forward(self, q1: torch.Tensor, q2: torch.Tensor, k1: torch.Tensor,
-                k2: torch.Tensor) -> torch.Tensor:
-        return self._one(q1, k2) + self._one(q2, k1)
+                k2: torch.Tensor, local: Sequence[torch.Tensor] = ()) -> torch.Tensor:
+        pairs = [(q1, k2), (q2, k1), *((q, k) for q in local for k in (k1, k2))]
+        return 2 * torch.stack([self._one(q, k) for q, k in pairs]).mean()

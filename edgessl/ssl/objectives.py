@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -27,17 +28,19 @@ from edgessl.ssl.ntxent import NTXentLoss
 
 class Objective(nn.Module):
     """Base class. ``momentum`` (None: no target) is the EMA rate at step 0; it rises to 1 on
-    a cosine schedule, as in BYOL and MoCo v3."""
+    a cosine schedule, as in BYOL and MoCo v3. ``multi_crop``: ``loss`` also takes the
+    embeddings of local crops, scored against the global views' targets."""
 
     name = ""
     momentum: float | None = None
     default_temperature: float | None = None
+    multi_crop = False
 
     def embed(self, features: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def loss(self, e1: torch.Tensor, e2: torch.Tensor, x1: torch.Tensor,
-             x2: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+    def loss(self, e1: torch.Tensor, e2: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor,
+             local: Sequence[torch.Tensor] = ()) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
     # ---- momentum target (BYOL, MoCo v3) ------------------------------------------------
@@ -82,7 +85,10 @@ class SimCLR(Objective):
     def embed(self, features):
         return self.projector(features)
 
-    def loss(self, e1, e2, x1, x2):
+    def loss(self, e1, e2, x1, x2, local=()):
+        if local:
+            raise BadInput("simclr has no multi-crop form here; use --ssl byol or mocov3 "
+                           "with --local-crops")
         return self.criterion(e1, e2)
 
 
@@ -91,6 +97,7 @@ class _MomentumObjective(Objective):
     a momentum target's projection of the other view (BYOL, MoCo v3)."""
 
     momentum = 0.99
+    multi_crop = True
     head: type[MLPHead]
 
     def __init__(self, backbone: nn.Module, feature_dim: int, temperature: float | None = None,
@@ -107,8 +114,8 @@ class _MomentumObjective(Objective):
     def embed(self, features):
         return self.predictor(self.projector(features))
 
-    def loss(self, e1, e2, x1, x2):
-        return self.criterion(e1, e2, *self.target_embed(x1, x2))
+    def loss(self, e1, e2, x1, x2, local=()):
+        return self.criterion(e1, e2, *self.target_embed(x1, x2), local)
 
 
 class BYOL(_MomentumObjective):

@@ -33,6 +33,8 @@ class TrainConfig:
     clip_grad: float = 5.0
     temperature: float | None = None
     min_scale: float = 0.2
+    local_crops: int = 0
+    local_resolution: int | None = None
     seed: int = 0
     subset: int | None = None
     max_steps: int | None = None
@@ -74,8 +76,29 @@ class TrainConfig:
             raise BadInput(f"--temperature {self.temperature} must be positive")
         if not 0 < self.min_scale <= 1:
             raise BadInput(f"--min-scale {self.min_scale} must lie in (0, 1]")
+        self._check_local_crops()
         if self.device not in ("auto", "cpu", "cuda"):
             raise BadInput(f"--device {self.device!r}; allowed: auto, cpu, cuda")
+
+
+    def _check_local_crops(self) -> None:
+        from edgessl.data.transforms import LOCAL_MIN_SCALE
+        from edgessl.ssl import OBJECTIVES
+
+        if self.local_crops < 0:
+            raise BadInput(f"--local-crops {self.local_crops} must be >= 0")
+        if self.local_resolution is not None and not 8 <= self.local_resolution <= 1024:
+            raise BadInput(f"--local-resolution {self.local_resolution} must lie in 8..1024")
+        if not self.local_crops:
+            return
+        objective = OBJECTIVES.get(self.ssl)
+        if objective is not None and not objective.multi_crop:
+            multi = ", ".join(n for n, o in OBJECTIVES.items() if o.multi_crop)
+            raise BadInput(f"--local-crops {self.local_crops} needs --ssl {multi}, not "
+                           f"{self.ssl!r}")
+        if self.min_scale <= LOCAL_MIN_SCALE:
+            raise BadInput(f"--min-scale {self.min_scale} leaves no room for local crops (they "
+                           f"take {LOCAL_MIN_SCALE}..min-scale of the area)")
 
 
 def merge_resume(saved: TrainConfig, given: dict[str, Any]) -> TrainConfig:

@@ -107,7 +107,7 @@ def _run(cfg: TrainConfig, payload: dict | None, device: torch.device, env: Dist
     workers = cfg.workers if cfg.workers is not None else (min(8, os.cpu_count() or 1)
                                                            if cuda else 0)
     loader = ssl_loader(images, resolution, cfg.batch_size, cfg.seed, workers, env.rank,
-                        env.world, cfg.min_scale)
+                        env.world, cfg.min_scale, cfg.local_crops, cfg.local_resolution)
     per_epoch = loader.sampler.per_epoch
     if per_epoch == 0:
         raise BadInput(f"--batch-size {cfg.batch_size} x {env.world} process(es) is more than "
@@ -158,12 +158,12 @@ def _run(cfg: TrainConfig, payload: dict | None, device: torch.device, env: Dist
         epoch, first = divmod(step, per_epoch)
         set_epoch(loader, epoch, first)
         tick = time.time()
-        for x1, x2 in loader:
+        for batch in loader:
             students = sample_students(space, cfg.seed, step, cfg.num_sampled) if space else []
-            x1, x2 = (x.to(device, non_blocking=True, memory_format=torch.channels_last)
-                      for x in (x1, x2))
+            x1, x2, *local = (x.to(device, non_blocking=True, memory_format=torch.channels_last)
+                              for x in batch)
             with autocast:
-                loss, parts = net(x1, x2, students)
+                loss, parts = net(x1, x2, students, local)
             if any_flag(env, not bool(torch.isfinite(loss).item()), device):
                 raise RuntimeFailure(
                     f"loss became {loss.item()} at step {step + 1}; stopped. The last good "

@@ -3,6 +3,8 @@ rule with in-place distillation as one ``forward`` (so one backward, and DDP wor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torch import nn
@@ -13,11 +15,11 @@ from edgessl.ssl import Objective, build_objective, distill_loss
 
 
 class SSLModel(nn.Module):
-    """``forward(x1, x2, students)`` -> (total loss, per-subnet losses, detached).
+    """``forward(x1, x2, students, local)`` -> (total loss, per-subnet losses, detached).
 
-    With a supernet, the largest subnet is trained with the SSL loss, and each student Arch
-    (smallest + sampled) regresses the largest's detached online embedding of the same views.
-    A standalone backbone has no students.
+    With a supernet, the largest subnet is trained with the SSL loss (on the two global views
+    and any local crops), and each student Arch (smallest + sampled) regresses the largest's
+    detached online embedding of the same global views. A standalone backbone has no students.
     """
 
     def __init__(self, backbone: nn.Module, objective: Objective, largest: Arch | None = None):
@@ -28,13 +30,16 @@ class SSLModel(nn.Module):
         if arch is not None:
             self.backbone.set_active(arch)
 
-    def forward(self, x1: torch.Tensor, x2: torch.Tensor,
-                students: list[Arch] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor, students: list[Arch] = (),
+                local: Sequence[torch.Tensor] = ()) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([x1, x2])
         self._activate(self.largest)
         e = self.objective.embed(self.backbone(x))
         e1, e2 = e.chunk(2)
-        losses = [self.objective.loss(e1, e2, x1, x2)]
+        # local crops share one forward (their own size, so their own BatchNorm batch)
+        e_local = (self.objective.embed(self.backbone(torch.cat(list(local)))).chunk(len(local))
+                   if local else ())
+        losses = [self.objective.loss(e1, e2, x1, x2, e_local)]
         teacher = e.detach()
         for arch in students:
             self._activate(arch)
