@@ -12,12 +12,11 @@ from test_train_fixtures import TINY, subprocess_env
 
 
 def test_torchrun_two_ranks_gloo(tmp_path):
-    script = tmp_path / "edgessl_main.py"
-    script.write_text("from edgessl.cli import main\nmain()\n")
     work = tmp_path / "work"
     work.mkdir()
+    # the README's form: torchrun -m edgessl (a pyenv shim from `which edgessl` is not Python)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-           "2", str(script), "train", *TINY, "--batch-size", "8", "--max-steps", "2",
+           "2", "-m", "edgessl", "train", *TINY, "--batch-size", "8", "--max-steps", "2",
            "--ckpt-every", "1", "--out", "RUN", "--json"]
     r = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env=subprocess_env(),
                        timeout=300)

@@ -55,7 +55,7 @@ def search(
     edgessl search --supernet runs/fm/last.ckpt --data fashion-mnist \\
         --budget-mflops 300 --latency-ms 20 \\
         --latency-table latency_tables/my-cpu.json --out results/fm
-    torchrun --nproc-per-node 4 $(which edgessl) search ...   # sharded
+    torchrun --nproc-per-node 4 -m edgessl search ...   # sharded
     ```
 
     Writes best.arch.json, best.ckpt, pareto.json/.csv/.png, candidates.csv and report.md

@@ -95,7 +95,7 @@ def train_cmd(
     json: JsonOpt = False,
 ) -> None:
     """Self-supervised training of a supernet (sandwich rule with in-place distillation) or of
-    one standalone network. Multi-GPU: torchrun --nproc-per-node N $(which edgessl) train ...
+    one standalone network. Multi-GPU: torchrun --nproc-per-node N -m edgessl train ...
 
     Example: edgessl train --data digits --ssl simclr --epochs 2 --out runs/digits
     """
