@@ -24,21 +24,26 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _machine import machine, today, write_section  # noqa: E402
 
+from edgessl.data.transforms import local_resolution  # noqa: E402
 from edgessl.ops.depthwise import native_depthwise  # noqa: E402
 from edgessl.spaces import get_space  # noqa: E402
 from edgessl.train.model import build_ssl_model, sample_students  # noqa: E402
 
 
 def _step_fn(space: str, device: torch.device, batch: int, res: int,
-             memory_format: torch.memory_format = torch.channels_last):
-    model, ref = build_ssl_model(space, None, "simclr")
+             memory_format: torch.memory_format = torch.channels_last, ssl: str = "simclr",
+             local_crops: int = 0):
+    """A function that runs one training step (forward, backward, AdamW) on fixed random
+    views and returns its seconds; ``local_crops`` adds multi-crop views of
+    :func:`local_resolution` px (with ``ssl`` byol or mocov3)."""
+    model, ref = build_ssl_model(space, None, ssl)
     model.to(device, memory_format=memory_format).train()
     cuda = device.type == "cuda"
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], 1e-4)
     g = torch.Generator().manual_seed(0)
-    x1 = torch.randn(batch, 3, res, res, generator=g).to(device)
-    x2 = torch.randn(batch, 3, res, res, generator=g).to(device)
-    x1, x2 = (x.contiguous(memory_format=memory_format) for x in (x1, x2))
+    sizes = [res, res] + [local_resolution(res)] * local_crops
+    x1, x2, *local = (torch.randn(batch, 3, r, r, generator=g).to(device).contiguous(
+        memory_format=memory_format) for r in sizes)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
 
     def step(students) -> float:
@@ -46,7 +51,7 @@ def _step_fn(space: str, device: torch.device, batch: int, res: int,
             torch.cuda.synchronize()
         t = time.perf_counter()
         with autocast:
-            loss, _ = model(x1, x2, students)
+            loss, _ = model(x1, x2, students, local)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -80,7 +80,6 @@ class TrainConfig:
         if self.device not in ("auto", "cpu", "cuda"):
             raise BadInput(f"--device {self.device!r}; allowed: auto, cpu, cuda")
 
-
     def _check_local_crops(self) -> None:
         from edgessl.data.transforms import LOCAL_MIN_SCALE
         from edgessl.ssl import OBJECTIVES

@@ -37,7 +37,7 @@ class SSLModel(nn.Module):
         e = self.objective.embed(self.backbone(x))
         e1, e2 = e.chunk(2)
         # local crops share one forward (their own size, so their own BatchNorm batch)
-        e_local = (self.objective.embed(self.backbone(torch.cat(list(local)))).chunk(len(local))
+        e_local = (self.objective.embed(self.backbone(torch.cat(local))).chunk(len(local))
                    if local else ())
         losses = [self.objective.loss(e1, e2, x1, x2, e_local)]
         teacher = e.detach()
