@@ -52,6 +52,8 @@ def main() -> None:
     ap.add_argument("--num-sampled", type=int, default=1)
     ap.add_argument("--min-scale", type=float, default=0.4,
                     help="smallest crop area: 0.4 beat 0.2 and 0.6 in equal-time pilots")
+    ap.add_argument("--target-momentum", type=float, default=None,
+                    help="starting EMA rate of the BYOL/MoCo v3 target (default 0.99)")
     ap.add_argument("--local-crops", type=int, default=0,
                     help="multi-crop: small crops per image (no gain at equal time in pilots)")
     ap.add_argument("--subset", type=int, default=None, help="train images (default all)")
@@ -75,7 +77,8 @@ def main() -> None:
             "epochs": args.epochs, "batch_size": args.batch_size,
             "resolution": args.resolution, "optimizer": args.optimizer, "lr": args.lr,
             "num_sampled": args.num_sampled, "min_scale": args.min_scale,
-            "local_crops": args.local_crops, "subset": args.subset, "workers": args.workers,
+            "local_crops": args.local_crops,
+            "target_momentum": args.target_momentum, "subset": args.subset, "workers": args.workers,
             "time_limit": args.minutes * 60, "warmup_epochs": 0.01,
             "max_steps": args.max_steps, "ckpt_every": 100,
             "device": "cpu", "seed": args.seed}
@@ -120,7 +123,9 @@ def main() -> None:
         f"Training: mobilenet supernet, {args.ssl}, sandwich rule (largest + smallest + "
         f"{args.num_sampled} sampled, in-place distillation), {args.resolution} px, batch "
         f"{args.batch_size}, crops of >= {args.min_scale:g} of the image area"
-        f"{f' + {args.local_crops} local crops' if args.local_crops else ''}, {args.optimizer}, "
+        f"{f' + {args.local_crops} local crops' if args.local_crops else ''}, "
+        f"{f'target momentum {args.target_momentum:g}, ' if args.target_momentum else ''}"
+        f"{args.optimizer}, "
         f"lr {summary['lr']:g}, "
         f"{summary['train_images']} train images; {summary['steps']} steps of a "
         f"{summary['total_steps']}-step schedule in {train_s / 60:.1f} min (budget "

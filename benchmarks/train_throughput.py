@@ -32,10 +32,11 @@ from edgessl.train.model import build_ssl_model, sample_students  # noqa: E402
 
 def _step_fn(space: str, device: torch.device, batch: int, res: int,
              memory_format: torch.memory_format = torch.channels_last, ssl: str = "simclr",
-             local_crops: int = 0):
+             local_crops: int = 0, bf16: bool | None = None):
     """A function that runs one training step (forward, backward, AdamW) on fixed random
     views and returns its seconds; ``local_crops`` adds multi-crop views of
-    :func:`local_resolution` px (with ``ssl`` byol or mocov3)."""
+    :func:`local_resolution` px (with ``ssl`` byol or mocov3); ``bf16`` (default: on CUDA
+    only) runs the forward under bf16 autocast on the device."""
     model, ref = build_ssl_model(space, None, ssl)
     model.to(device, memory_format=memory_format).train()
     cuda = device.type == "cuda"
@@ -44,7 +45,8 @@ def _step_fn(space: str, device: torch.device, batch: int, res: int,
     sizes = [res, res] + [local_resolution(res)] * local_crops
     x1, x2, *local = (torch.randn(batch, 3, r, r, generator=g).to(device).contiguous(
         memory_format=memory_format) for r in sizes)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+    bf16 = cuda if bf16 is None else bf16
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
 
     def step(students) -> float:
         if cuda:

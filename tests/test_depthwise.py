@@ -60,6 +60,26 @@ def test_native_switch_gives_the_same_gradients_in_float32():
         torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-3)
 
 
+def test_cpu_bf16_autocast_matches_the_native_conv_and_keeps_fp32_weight_grads():
+    """Under CPU bf16 autocast the op computes in bf16 like ``F.conv2d`` does there (autocast
+    cannot reach inside an autograd Function, so the op casts itself), and the float32 weight
+    still gets a float32 gradient."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(4, 8, 6, 6, generator=g).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(8, 1, 5, 5, generator=g, requires_grad=True)
+    x.requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = depthwise_conv2d(x, w, None, 1, 2)
+        ref = F.conv2d(x, w, None, 1, 2, groups=8)
+    assert out.dtype == ref.dtype == torch.bfloat16
+    torch.testing.assert_close(out, ref, rtol=2e-2, atol=2e-2)
+    gx, gw = torch.autograd.grad(out.float().square().sum(), [x, w])
+    ex, ew = torch.autograd.grad(ref.float().square().sum(), [x, w])
+    assert gw.dtype == torch.float32 and gx.dtype == torch.float32
+    torch.testing.assert_close(gw, ew, rtol=5e-2, atol=0.5)
+    torch.testing.assert_close(gx, ex, rtol=5e-2, atol=0.5)
+
+
 @pytest.mark.filterwarnings("ignore:`torch.jit.trace:FutureWarning")
 def test_module_is_a_conv2d_and_traces_the_full_kernel():
     conv = DepthwiseConv2d(4, 7, stride=1)

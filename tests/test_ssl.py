@@ -15,6 +15,7 @@ from edgessl.ssl import (
     ElasticLinear,
     MoCoV3Loss,
     NTXentLoss,
+    VICRegLoss,
     build_objective,
     distill_loss,
 )
@@ -84,6 +85,24 @@ def test_mocov3_matches_reference():
                                                                  rel=1e-5)
 
 
+def test_vicreg_matches_reference_and_punishes_collapse():
+    g = torch.Generator().manual_seed(3)
+    z1, z2 = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
+
+    def var(z):
+        return sum(max(0.0, 1 - math.sqrt(float(z[:, j].var()) + 1e-4)) for j in range(4)) / 4
+
+    def cov(z):
+        c = torch.cov(z.t())
+        return sum(float(c[i, j]) ** 2 for i in range(4) for j in range(4) if i != j) / 4
+
+    ref = (25 * float(((z1 - z2) ** 2).mean()) + 25 * (var(z1) + var(z2)) / 2
+           + cov(z1) + cov(z2))
+    assert VICRegLoss()(z1, z2).item() == pytest.approx(ref, rel=1e-5)
+    same = torch.ones(6, 4)  # collapsed: invariant and decorrelated, but no variance
+    assert VICRegLoss()(same, same).item() == pytest.approx(25 * (1 - 0.01), rel=1e-5)
+
+
 def test_elastic_linear_uses_leading_columns():
     lin = ElasticLinear(8, 3)
     x = torch.randn(2, 5)
@@ -105,6 +124,18 @@ def test_objectives_give_finite_loss_and_embedding(name):
         obj.update_target(backbone, obj.projector, progress=0.0)
         moved = obj.target[0][1].weight - before
         assert torch.allclose(moved, torch.full_like(moved, 1 - obj.momentum), atol=1e-5)
+
+
+def test_target_momentum_can_be_set_for_momentum_objectives_only():
+    backbone = torch.nn.Linear(12, 16)
+    obj = build_objective("byol", backbone, 16, momentum=0.5)
+    before = obj.target[0].weight.clone()
+    with torch.no_grad():
+        backbone.weight.add_(1.0)
+    obj.update_target(backbone, obj.projector, progress=0.0)
+    assert torch.allclose(obj.target[0].weight - before, torch.full_like(before, 0.5))
+    with pytest.raises(BadInput, match="simclr"):
+        build_objective("simclr", backbone, 16, momentum=0.5)
 
 
 def test_unknown_objective_is_bad_input():

@@ -1,4 +1,4 @@
-"""``edgessl train``: SimCLR/BYOL supernet runs, standalone runs, bad input, NaN handling."""
+"""``edgessl train``: SimCLR/BYOL/VICReg supernet runs, standalone runs, bad input, NaN handling."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from edgessl.checkpoint import TRAIN_FORMAT, load_checkpoint
 from edgessl.spaces import get_space
 
 
-@pytest.mark.parametrize("ssl", ["simclr", "byol"])
+@pytest.mark.parametrize("ssl", ["simclr", "byol", "vicreg"])
 def test_train_then_eval_on_digits(cli, tmp_path, ssl):
     run = tmp_path / "RUN"
     r = cli("train", *TINY, "--ssl", ssl, "--epochs", "1", "--out", run, "--json")
@@ -39,11 +39,12 @@ def test_local_crops_train_and_resume_keeps_them(cli, tmp_path):
     a resume may not change them."""
     run = tmp_path / "L"
     r = cli("train", *TINY, "--ssl", "byol", "--local-crops", "2", "--local-resolution", "8",
-            "--max-steps", "1", "--out", run, "--json")
+            "--target-momentum", "0.9", "--max-steps", "1", "--out", run, "--json")
     assert r.code == 0, r
     assert json.loads(r.out)["steps"] == 1
     config = load_checkpoint(run / "last.ckpt", expect=TRAIN_FORMAT)["config"]
     assert (config["local_crops"], config["local_resolution"]) == (2, 8)
+    assert config["target_momentum"] == 0.9
     _one_line(cli("train", "--out", run, "--resume", "--local-crops", "4"), "--local-crops 4")
 
 
@@ -92,6 +93,10 @@ def test_bad_inputs_exit_2_and_lose_nothing(cli, tmp_path, trained_run):  # noqa
                   tmp_path / "Y"), "--local-crops -1")
     _one_line(cli("train", *TINY, "--ssl", "byol", "--local-crops", "2", "--min-scale", "0.05",
                   "--out", tmp_path / "Y"), "--min-scale 0.05")
+    _one_line(cli("train", *TINY, "--ssl", "byol", "--target-momentum", "1", "--out",
+                  tmp_path / "Y"), "--target-momentum 1")
+    _one_line(cli("train", *TINY, "--target-momentum", "0.9", "--out", tmp_path / "Y"),
+              "--target-momentum 0.9", "simclr")
     assert not (tmp_path / "Y").exists()
     # an existing run is never overwritten; a resume may not change the space
     _one_line(cli("train", *TINY, "--out", trained_run), "--resume")

@@ -71,6 +71,10 @@ def train_cmd(
         "--clip-grad", help="Max gradient norm (0: off).")] = None,
     temperature: Annotated[float | None, typer.Option(
         "--temperature", help="Contrastive temperature (default: simclr 0.5, mocov3 0.2).")] = None,
+    target_momentum: Annotated[float | None, typer.Option(
+        "--target-momentum", help="Starting EMA rate of the momentum target (byol/mocov3; "
+                                  "default 0.99, rising to 1 on a cosine). 0.9 learned faster "
+                                  "in short Fashion-MNIST runs.")] = None,
     min_scale: Annotated[float | None, typer.Option(
         "--min-scale", help="Smallest random crop, as a fraction of the image area (default "
                             "0.2; larger crops learn faster in short runs).")] = None,
@@ -105,7 +109,8 @@ def train_cmd(
     given = dict(data=data, out=out, ssl=ssl, space=space, epochs=epochs, batch_size=batch_size,
                  resolution=resolution, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
                  warmup_epochs=warmup_epochs, num_sampled=num_sampled, clip_grad=clip_grad,
-                 temperature=temperature, min_scale=min_scale, local_crops=local_crops,
+                 temperature=temperature, target_momentum=target_momentum,
+                 min_scale=min_scale, local_crops=local_crops,
                  local_resolution=local_resolution, subset=subset, max_steps=max_steps,
                  time_limit=time_limit, ckpt_every=ckpt_every, workers=workers,
                  compile=compile, seed=seed, device=device)

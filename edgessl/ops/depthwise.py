@@ -70,7 +70,12 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
     if x.device.type != "cpu" or not needs_grad:
         return F.conv2d(x, weight, bias, stride, pad, groups=x.shape[1])
-    y = _DepthwiseCPU.apply(x, weight, stride, pad)
+    if torch.is_autocast_enabled("cpu"):  # autocast does not reach inside the Function
+        dtype = torch.get_autocast_dtype("cpu")
+        with torch.autocast("cpu", enabled=False):
+            y = _DepthwiseCPU.apply(x.to(dtype), weight.to(dtype), stride, pad)
+    else:
+        y = _DepthwiseCPU.apply(x, weight, stride, pad)
     return y if bias is None else y + bias.view(1, -1, 1, 1)
 
 

@@ -58,3 +58,12 @@ class MoCoV3ProjectionHead(MLPHead):
 
     def __init__(self, in_dim: int, hidden: int = 1024, out: int = 256):
         super().__init__([(in_dim, hidden, True, True), (hidden, out, True, False)])
+
+
+class VICRegExpanderHead(MLPHead):
+    """VICReg's expander: (Linear-BN-ReLU) x 2, Linear (Bardes et al., 2022; 8192 wide
+    there, 1024 here to keep a CPU step's head cost near BYOL's projector + predictor)."""
+
+    def __init__(self, in_dim: int, hidden: int = 1024, out: int = 1024):
+        super().__init__([(in_dim, hidden, True, True), (hidden, hidden, True, True),
+                          (hidden, out, False, False)])

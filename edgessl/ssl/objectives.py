@@ -21,9 +21,11 @@ from edgessl.ssl.heads import (
     MLPHead,
     MoCoV3ProjectionHead,
     SimCLRProjectionHead,
+    VICRegExpanderHead,
 )
 from edgessl.ssl.mocov3 import MoCoV3Loss
 from edgessl.ssl.ntxent import NTXentLoss
+from edgessl.ssl.vicreg import VICRegLoss
 
 
 class Objective(nn.Module):
@@ -92,6 +94,28 @@ class SimCLR(Objective):
         return self.criterion(e1, e2)
 
 
+class VICReg(Objective):
+    """VICReg: expander + variance-invariance-covariance loss on the two views' embeddings;
+    no negatives, no momentum target, no predictor."""
+
+    name = "vicreg"
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, temperature: float | None = None,
+                 hidden: int = 1024, out: int = 1024):
+        super().__init__()
+        self.projector = VICRegExpanderHead(feature_dim, hidden, out)
+        self.criterion = VICRegLoss()
+
+    def embed(self, features):
+        return self.projector(features)
+
+    def loss(self, e1, e2, x1, x2, local=()):
+        if local:
+            raise BadInput("vicreg has no multi-crop form here; use --ssl byol or mocov3 "
+                           "with --local-crops")
+        return self.criterion(e1, e2)
+
+
 class _MomentumObjective(Objective):
     """Projector + predictor on the online side; the loss compares each view's prediction with
     a momentum target's projection of the other view (BYOL, MoCo v3)."""
@@ -139,15 +163,22 @@ class MoCoV3(_MomentumObjective):
         return MoCoV3Loss(temperature or self.default_temperature)
 
 
-OBJECTIVES: dict[str, type[Objective]] = {o.name: o for o in (SimCLR, BYOL, MoCoV3)}
+OBJECTIVES: dict[str, type[Objective]] = {o.name: o for o in (SimCLR, BYOL, MoCoV3, VICReg)}
 
 
 def build_objective(name: str, backbone: nn.Module, feature_dim: int,
-                    temperature: float | None = None) -> Objective:
-    """The objective called ``name`` for a backbone of ``feature_dim`` output features."""
+                    temperature: float | None = None,
+                    momentum: float | None = None) -> Objective:
+    """The objective called ``name`` for a backbone of ``feature_dim`` output features;
+    ``momentum`` replaces the default starting EMA rate of a momentum target."""
     if name not in OBJECTIVES:
         raise BadInput(f"unknown --ssl {name!r}; known: {', '.join(OBJECTIVES)}")
-    return OBJECTIVES[name](backbone, feature_dim, temperature)
+    objective = OBJECTIVES[name](backbone, feature_dim, temperature)
+    if momentum is not None:
+        if objective.momentum is None:
+            raise BadInput(f"--ssl {name} has no momentum target to set a momentum for")
+        objective.momentum = momentum
+    return objective
 
 
 def distill_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:

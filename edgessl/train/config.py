@@ -32,6 +32,7 @@ class TrainConfig:
     num_sampled: int = 2
     clip_grad: float = 5.0
     temperature: float | None = None
+    target_momentum: float | None = None
     min_scale: float = 0.2
     local_crops: int = 0
     local_resolution: int | None = None
@@ -77,8 +78,23 @@ class TrainConfig:
         if not 0 < self.min_scale <= 1:
             raise BadInput(f"--min-scale {self.min_scale} must lie in (0, 1]")
         self._check_local_crops()
+        self._check_target_momentum()
         if self.device not in ("auto", "cpu", "cuda"):
             raise BadInput(f"--device {self.device!r}; allowed: auto, cpu, cuda")
+
+    def _check_target_momentum(self) -> None:
+        from edgessl.ssl import OBJECTIVES
+
+        m = self.target_momentum
+        if m is None:
+            return
+        if not 0 <= m < 1:
+            raise BadInput(f"--target-momentum {m} must lie in [0, 1)")
+        objective = OBJECTIVES.get(self.ssl)
+        if objective is not None and objective.momentum is None:
+            with_target = ", ".join(n for n, o in OBJECTIVES.items() if o.momentum is not None)
+            raise BadInput(f"--target-momentum {m} needs --ssl {with_target} (a momentum "
+                           f"target), not {self.ssl!r}")
 
     def _check_local_crops(self) -> None:
         from edgessl.data.transforms import LOCAL_MIN_SCALE

@@ -95,7 +95,8 @@ def _run(cfg: TrainConfig, payload: dict | None, device: torch.device, env: Dist
     arch = Arch.from_dict(cfg.arch) if cfg.arch is not None else None
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
-    model, ref = build_ssl_model(cfg.space, arch, cfg.ssl, cfg.temperature)
+    model, ref = build_ssl_model(cfg.space, arch, cfg.ssl, cfg.temperature,
+                                 cfg.target_momentum)
     space = get_space(cfg.space) if ref is None else None
     if payload is not None and payload.get("space") != (cfg.space if ref is None else None):
         raise BadInput(f"checkpoint is from space {payload.get('space')!r}, not {cfg.space!r}")

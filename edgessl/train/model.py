@@ -72,15 +72,16 @@ def feature_dim(backbone: nn.Module) -> int:
     return int(backbone.feature_dim)
 
 
-def build_ssl_model(space: str, arch: Arch | None, ssl: str,
-                    temperature: float | None = None) -> tuple[SSLModel, Arch | str | None]:
+def build_ssl_model(space: str, arch: Arch | None, ssl: str, temperature: float | None = None,
+                    target_momentum: float | None = None) -> tuple[SSLModel, Arch | str | None]:
     """The model to train and its reference (None for a supernet)."""
     backbone, ref = build_backbone(space, arch)
     largest = None
     if ref is None:
         largest = backbone.space.largest()
         backbone.set_active(largest)
-    objective = build_objective(ssl, backbone, feature_dim(backbone), temperature)
+    objective = build_objective(ssl, backbone, feature_dim(backbone), temperature,
+                                target_momentum)
     return SSLModel(backbone, objective, largest), ref
 
 
