@@ -16,8 +16,7 @@ from edgessl.ssl.distributed import gather
 
 def variance_covariance(z: torch.Tensor, eps: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean hinge ``relu(1 - std)`` over dimensions, sum of squared off-diagonal covariances
-    / D) of the (N, D) batch ``z``; under DDP over the global batch."""
-    z, _ = gather(z)
+    / D) of the (N, D) batch ``z``."""
     n, d = z.shape
     std = torch.sqrt(z.var(dim=0) + eps)
     z = z - z.mean(dim=0)
@@ -41,7 +40,8 @@ class VICRegLoss(nn.Module):
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         z1, z2 = z1.float(), z2.float()
-        v1, c1 = variance_covariance(z1)
-        v2, c2 = variance_covariance(z2)
+        # statistics over the global batch under DDP, both views in one collective
+        both, _ = gather(torch.cat([z1, z2], dim=1))
+        (v1, c1), (v2, c2) = (variance_covariance(z) for z in both.chunk(2, dim=1))
         return (self.inv * F.mse_loss(z1, z2) + self.var * (v1 + v2) / 2
                 + self.cov * (c1 + c2))
