@@ -1,5 +1,6 @@
-"""Contrastive losses (and VICReg's batch statistics) under DDP see the global batch: two gloo ranks, each with half of the
-batch, give the loss and the gradients one process computes on the whole batch."""
+"""Contrastive losses (and VICReg's batch statistics) under DDP see the global batch: two
+gloo ranks, each with half of the batch, give the loss and the gradients one process computes
+on the whole batch."""
 
 from __future__ import annotations
 
