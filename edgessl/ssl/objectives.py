@@ -70,50 +70,57 @@ class Objective(nn.Module):
             t.copy_(o)
 
 
-class SimCLR(Objective):
+class _ProjectorObjective(Objective):
+    """A projector on the online side and a loss on the two views' projections, no target
+    (SimCLR, VICReg); no multi-crop form."""
+
+    head: type[MLPHead]
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, temperature: float | None = None,
+                 hidden: int = 1024, out: int = 1024):
+        super().__init__()
+        self.projector = self.head(feature_dim, hidden, out)
+        self.criterion = self.make_criterion(temperature)
+
+    def make_criterion(self, temperature: float | None) -> nn.Module:  # pragma: no cover
+        raise NotImplementedError
+
+    def embed(self, features):
+        return self.projector(features)
+
+    def loss(self, e1, e2, x1, x2, local=()):
+        if local:
+            raise BadInput(f"{self.name} has no multi-crop form here; use --ssl byol or mocov3 "
+                           "with --local-crops")
+        return self.criterion(e1, e2)
+
+
+class SimCLR(_ProjectorObjective):
     """SimCLR: projector + NT-Xent over the 2N views of a batch. Temperature 0.5 (SimCLR's
     CIFAR setting): at the batch sizes of one CPU or GPU it gave Fashion-MNIST features 3.5
     kNN points above 0.2 in equal-budget pilots (BENCHMARKS.md)."""
 
     name = "simclr"
     default_temperature = 0.5
+    head = SimCLRProjectionHead
 
     def __init__(self, backbone: nn.Module, feature_dim: int, temperature: float | None = None,
                  hidden: int = 512, out: int = 128):
-        super().__init__()
-        self.projector = SimCLRProjectionHead(feature_dim, hidden, out)
-        self.criterion = NTXentLoss(temperature or self.default_temperature)
+        super().__init__(backbone, feature_dim, temperature, hidden, out)
 
-    def embed(self, features):
-        return self.projector(features)
-
-    def loss(self, e1, e2, x1, x2, local=()):
-        if local:
-            raise BadInput("simclr has no multi-crop form here; use --ssl byol or mocov3 "
-                           "with --local-crops")
-        return self.criterion(e1, e2)
+    def make_criterion(self, temperature):
+        return NTXentLoss(temperature or self.default_temperature)
 
 
-class VICReg(Objective):
+class VICReg(_ProjectorObjective):
     """VICReg: expander + variance-invariance-covariance loss on the two views' embeddings;
     no negatives, no momentum target, no predictor."""
 
     name = "vicreg"
+    head = VICRegExpanderHead
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, temperature: float | None = None,
-                 hidden: int = 1024, out: int = 1024):
-        super().__init__()
-        self.projector = VICRegExpanderHead(feature_dim, hidden, out)
-        self.criterion = VICRegLoss()
-
-    def embed(self, features):
-        return self.projector(features)
-
-    def loss(self, e1, e2, x1, x2, local=()):
-        if local:
-            raise BadInput("vicreg has no multi-crop form here; use --ssl byol or mocov3 "
-                           "with --local-crops")
-        return self.criterion(e1, e2)
+    def make_criterion(self, temperature):
+        return VICRegLoss()
 
 
 class _MomentumObjective(Objective):
