@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -82,23 +83,27 @@ class TrainConfig:
         if self.device not in ("auto", "cpu", "cuda"):
             raise BadInput(f"--device {self.device!r}; allowed: auto, cpu, cuda")
 
-    def _check_target_momentum(self) -> None:
+    def _needs(self, option: str, has: Callable[[type], bool], why: str = "") -> None:
+        """Refuse ``option`` unless the --ssl objective ``has`` what it needs, naming the
+        objectives that do."""
         from edgessl.ssl import OBJECTIVES
 
+        objective = OBJECTIVES.get(self.ssl)
+        if objective is not None and not has(objective):
+            able = ", ".join(n for n, o in OBJECTIVES.items() if has(o))
+            raise BadInput(f"{option} needs --ssl {able}{why}, not {self.ssl!r}")
+
+    def _check_target_momentum(self) -> None:
         m = self.target_momentum
         if m is None:
             return
         if not 0 <= m < 1:
             raise BadInput(f"--target-momentum {m} must lie in [0, 1)")
-        objective = OBJECTIVES.get(self.ssl)
-        if objective is not None and objective.momentum is None:
-            with_target = ", ".join(n for n, o in OBJECTIVES.items() if o.momentum is not None)
-            raise BadInput(f"--target-momentum {m} needs --ssl {with_target} (a momentum "
-                           f"target), not {self.ssl!r}")
+        self._needs(f"--target-momentum {m}", lambda o: o.momentum is not None,
+                    " (a momentum target)")
 
     def _check_local_crops(self) -> None:
         from edgessl.data.transforms import LOCAL_MIN_SCALE
-        from edgessl.ssl import OBJECTIVES
 
         if self.local_crops < 0:
             raise BadInput(f"--local-crops {self.local_crops} must be >= 0")
@@ -106,11 +111,7 @@ class TrainConfig:
             raise BadInput(f"--local-resolution {self.local_resolution} must lie in 8..1024")
         if not self.local_crops:
             return
-        objective = OBJECTIVES.get(self.ssl)
-        if objective is not None and not objective.multi_crop:
-            multi = ", ".join(n for n, o in OBJECTIVES.items() if o.multi_crop)
-            raise BadInput(f"--local-crops {self.local_crops} needs --ssl {multi}, not "
-                           f"{self.ssl!r}")
+        self._needs(f"--local-crops {self.local_crops}", lambda o: o.multi_crop)
         if self.min_scale <= LOCAL_MIN_SCALE:
             raise BadInput(f"--min-scale {self.min_scale} leaves no room for local crops (they "
                            f"take {LOCAL_MIN_SCALE}..min-scale of the area)")
