@@ -59,3 +59,11 @@ def test_resnet_space_largest_is_resnet50():
     space = get_space("resnet")
     assert space.cost(space.largest(224)) == (model_cost("resnet50").mflops * 1e6,
                                               model_cost("resnet50").params)
+
+
+def test_resnet18_space_largest_is_resnet18_and_smallest_a_half_width_resnet10():
+    space = get_space("resnet18")
+    assert space.cost(space.largest(224)) == (model_cost("resnet18").mflops * 1e6,
+                                              model_cost("resnet18").params)
+    smallest = space.smallest(224)
+    assert [len(s) for s in smallest.stages] == [1, 1, 1, 1] and smallest.width_mult == 0.5

@@ -20,21 +20,25 @@ def test_counts_the_residual_blocks_of_baselines(name, expected):
     assert zero_init_residuals(build_baseline(name)) == expected
 
 
-@pytest.mark.parametrize("space", ["mobilenet", "resnet"])
+@pytest.mark.parametrize("space", ["mobilenet", "resnet", "resnet18"])
 def test_residual_blocks_start_as_identity(space):
     net = build_network(get_space(space).largest(128)).eval()
     assert zero_init_residuals(net) > 0
     blocks = [m for m in net.modules()
               if (isinstance(m, layers.MBConv) and m.residual)
-              or (isinstance(m, layers.Bottleneck) and isinstance(m.downsample, nn.Identity))]
+              or (isinstance(m, (layers.Bottleneck, layers.BasicBlock))
+                  and isinstance(m.downsample, nn.Identity))]
     assert blocks
     for block in blocks:
-        last = block.project if isinstance(block, layers.MBConv) else block.conv3
+        last = {layers.MBConv: "project", layers.Bottleneck: "conv3",
+                layers.BasicBlock: "conv2"}[type(block)]
+        last = getattr(block, last)
         x = torch.randn(2, last[0].out_channels, 5, 5).relu()  # a ResNet block's input is >= 0
         torch.testing.assert_close(block(x), x)
 
 
-@pytest.mark.parametrize("space", ["mobilenet", "baseline:resnet18", "baseline:mobilenet_v2"])
+@pytest.mark.parametrize("space", ["mobilenet", "resnet18", "baseline:resnet18",
+                                   "baseline:mobilenet_v2"])
 def test_training_backbones_are_zero_initialised(space):
     backbone, _ = build_backbone(space, None)
     zeroed = [RESIDUAL_BN[type(m)](m) for m in backbone.modules() if type(m) in RESIDUAL_BN]

@@ -106,6 +106,7 @@ def test_sorting_channels_keeps_largest_and_puts_strongest_first(name):
         after = net(x)
     assert (before - after).abs().max().item() <= 1e-4 * before.abs().max().item()
     block = net.stages[1][1]
-    reader = (block.project if name == "mobilenet" else block.conv3).conv.weight
+    reader = getattr(block, {"mobilenet": "project", "resnet": "conv3",
+                             "resnet18": "conv2"}[name]).conv.weight
     norms = reader.abs().sum((0, 2, 3))
     assert torch.all(norms[:-1] >= norms[1:])  # importance is now non-increasing

@@ -8,7 +8,8 @@ import typer
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (0 or more).")]
-SpaceOpt = Annotated[str, typer.Option("--space", help="Search space: mobilenet or resnet.")]
+SpaceOpt = Annotated[str, typer.Option(
+    "--space", help="Search space: mobilenet, resnet or resnet18.")]
 ResolutionOpt = Annotated[
     int | None, typer.Option("--resolution", help="Input resolution (pixels).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]

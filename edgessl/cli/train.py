@@ -52,7 +52,7 @@ def train_cmd(
     ssl: Annotated[str | None, typer.Option(
         "--ssl", help=f"SSL objective: {', '.join(OBJECTIVES)} (default simclr).")] = None,
     space: Annotated[str | None, typer.Option(
-        "--space", help="mobilenet, resnet (supernet, sandwich rule) or baseline:NAME "
+        "--space", help="mobilenet, resnet, resnet18 (supernet, sandwich rule) or baseline:NAME "
                         "(standalone). Default mobilenet.")] = None,
     arch: Annotated[str | None, typer.Option(
         "--arch", help="Arch JSON file: train this one network standalone.")] = None,

@@ -14,6 +14,7 @@ from torch import nn
 from edgessl.ops import layers
 from edgessl.ops.elastic import ElasticConv2d, ElasticConvBN
 from edgessl.ops.specs import (
+    BasicBlockSpec,
     BottleneckSpec,
     ConvSpec,
     LayerSpec,
@@ -127,6 +128,33 @@ class ElasticBottleneck(nn.Module):
             self.downsample.copy_to(static.downsample)
 
 
+class ElasticBasicBlock(nn.Module):
+    def __init__(self, spec: BasicBlockSpec):
+        super().__init__()
+        self.conv1 = ElasticConvBN(spec.in_ch, spec.mid_ch, 3, spec.stride,
+                                   act=nn.ReLU(inplace=True))
+        self.conv2 = ElasticConvBN(spec.mid_ch, spec.out_ch, 3)
+        self.downsample = ElasticConvBN(spec.in_ch, spec.out_ch, 1, spec.stride) \
+            if spec.downsample else None
+        self.relu = nn.ReLU(inplace=True)
+
+    def configure(self, spec: BasicBlockSpec) -> None:
+        self.conv1.set_active(spec.mid_ch)
+        self.conv2.set_active(spec.out_ch)
+        if self.downsample is not None:
+            self.downsample.set_active(spec.out_ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = self.downsample(x) if self.downsample is not None else x
+        return self.relu(self.conv2(self.conv1(x)) + shortcut)
+
+    def copy_to(self, static: layers.BasicBlock) -> None:
+        self.conv1.copy_to(static.conv1)
+        self.conv2.copy_to(static.conv2)
+        if self.downsample is not None:
+            self.downsample.copy_to(static.downsample)
+
+
 class ElasticMBHead(nn.Module):
     def __init__(self, spec: MBHeadSpec):
         super().__init__()
@@ -159,6 +187,7 @@ ELASTIC: dict[str, Callable[[LayerSpec], nn.Module]] = {
     "conv": ElasticStem,
     "mbconv": ElasticMBConv,
     "bottleneck": ElasticBottleneck,
+    "basic": ElasticBasicBlock,
     "mbhead": ElasticMBHead,
     "poolhead": ElasticPoolHead,
 }
@@ -198,6 +227,11 @@ def sort_mid_channels(block: nn.Module) -> None:
             block.se.reduce.weight.data = block.se.reduce.weight.data[:, order]
             _permute_out(block.se.expand, order)
         reader.data = reader.data[:, order]
+    elif isinstance(block, ElasticBasicBlock):
+        order = torch.argsort(block.conv2.conv.weight.abs().sum((0, 2, 3)), descending=True)
+        _permute_out(block.conv1.conv, order)
+        _permute_bn(block.conv1.bn, order)
+        block.conv2.conv.weight.data = block.conv2.conv.weight.data[:, order]
     elif isinstance(block, ElasticBottleneck):
         order = torch.argsort(block.conv3.conv.weight.abs().sum((0, 2, 3)), descending=True)
         _permute_out(block.conv2.conv, order)

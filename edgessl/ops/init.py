@@ -27,8 +27,10 @@ def _last_bn(module: nn.Module) -> nn.BatchNorm2d | None:
 RESIDUAL_BN: dict[type, Callable[[nn.Module], nn.BatchNorm2d | None]] = {
     layers.MBConv: lambda m: m.project[1] if m.residual else None,
     layers.Bottleneck: lambda m: m.conv3[1],
+    layers.BasicBlock: lambda m: m.conv2[1],
     elastic_blocks.ElasticMBConv: lambda m: m.project.bn if m.residual else None,
     elastic_blocks.ElasticBottleneck: lambda m: m.conv3.bn,
+    elastic_blocks.ElasticBasicBlock: lambda m: m.conv2.bn,
     resnet.BasicBlock: lambda m: m.bn2,
     resnet.Bottleneck: lambda m: m.bn3,
     mobilenetv2.InvertedResidual: lambda m: _last_bn(m.conv) if m.use_res_connect else None,

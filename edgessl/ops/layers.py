@@ -13,6 +13,7 @@ from torch import nn
 
 from edgessl.ops.depthwise import DepthwiseConv2d
 from edgessl.ops.specs import (
+    BasicBlockSpec,
     BottleneckSpec,
     ConvSpec,
     LayerSpec,
@@ -110,6 +111,21 @@ class Bottleneck(nn.Module):
         return self.relu(self.conv3(self.conv2(self.conv1(x))) + self.downsample(x))
 
 
+class BasicBlock(nn.Module):
+    """ResNet basic block built from a :class:`BasicBlockSpec`."""
+
+    def __init__(self, spec: BasicBlockSpec):
+        super().__init__()
+        self.conv1 = ConvBNAct(spec.in_ch, spec.mid_ch, 3, spec.stride, act="relu")
+        self.conv2 = ConvBNAct(spec.mid_ch, spec.out_ch, 3)
+        self.downsample = (ConvBNAct(spec.in_ch, spec.out_ch, 1, spec.stride)
+                           if spec.downsample else nn.Identity())
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.conv2(self.conv1(x)) + self.downsample(x))
+
+
 class MBHead(nn.Module):
     """MobileNetV3 head: 1x1 expand, global pool, 1x1 feature mix (no BN), flatten."""
 
@@ -138,6 +154,7 @@ BUILDERS: dict[str, Callable[[LayerSpec], nn.Module]] = {
     "conv": Stem,
     "mbconv": MBConv,
     "bottleneck": Bottleneck,
+    "basic": BasicBlock,
     "mbhead": MBHead,
     "poolhead": PoolHead,
     "linear": lambda s: nn.Linear(s.in_ch, s.out_ch),
@@ -164,4 +181,5 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-__all__ = ["build", "init_weights", "LinearSpec", "activation", "MBConv", "Bottleneck"]
+__all__ = ["build", "init_weights", "LinearSpec", "activation", "MBConv", "Bottleneck",
+           "BasicBlock"]

@@ -149,6 +149,43 @@ class BottleneckSpec:
 
 
 @dataclass(frozen=True)
+class BasicBlockSpec:
+    """ResNet basic block: 3x3/stride (to ``mid_ch``) -> 3x3 (to ``out_ch``), with a 1x1
+    projection shortcut if needed. ``mid_ch == out_ch`` is ResNet18/34's block."""
+
+    in_ch: int
+    mid_ch: int
+    out_ch: int
+    hw: int
+    stride: int
+    kind = "basic"
+
+    @property
+    def out_hw(self) -> int:
+        return conv_out(self.hw, 3, self.stride)
+
+    @property
+    def downsample(self) -> bool:
+        return self.stride != 1 or self.in_ch != self.out_ch
+
+    def cost(self) -> tuple[int, int]:
+        parts = [
+            _conv_cost(self.in_ch, self.mid_ch, 3, self.out_hw),
+            _conv_cost(self.mid_ch, self.out_ch, 3, self.out_hw),
+        ]
+        bn = 2 * (self.mid_ch + self.out_ch)
+        if self.downsample:
+            parts.append(_conv_cost(self.in_ch, self.out_ch, 1, self.out_hw))
+            bn += 2 * self.out_ch
+        return sum(m for m, _ in parts), sum(p for _, p in parts) + bn
+
+    @property
+    def key(self) -> str:
+        return (f"basic|in={self.hw}x{self.hw}x{self.in_ch}|out={self.out_hw}x{self.out_hw}x"
+                f"{self.out_ch}|mid={self.mid_ch}|s={self.stride}")
+
+
+@dataclass(frozen=True)
 class MBHeadSpec:
     """MobileNetV3 head: 1x1 expand + BN + act, global pool, 1x1 feature mix + act, flatten."""
 
@@ -210,4 +247,5 @@ class LinearSpec:
         return f"linear|in={self.in_ch}|out={self.out_ch}"
 
 
-LayerSpec = ConvSpec | MBConvSpec | BottleneckSpec | MBHeadSpec | PoolHeadSpec | LinearSpec
+LayerSpec = (ConvSpec | MBConvSpec | BottleneckSpec | BasicBlockSpec | MBHeadSpec | PoolHeadSpec
+             | LinearSpec)

@@ -6,8 +6,10 @@ from edgessl.errors import BadInput
 from edgessl.spaces.base import Layout, SearchSpace
 from edgessl.spaces.mobilenet import MobileNetSpace
 from edgessl.spaces.resnet import ResNetSpace
+from edgessl.spaces.resnet18 import ResNet18Space
 
-SPACES: dict[str, SearchSpace] = {s.name: s for s in (MobileNetSpace(), ResNetSpace())}
+SPACES: dict[str, SearchSpace] = {
+    s.name: s for s in (MobileNetSpace(), ResNetSpace(), ResNet18Space())}
 
 
 def get_space(name: str) -> SearchSpace:
