@@ -1,6 +1,6 @@
 """SSL quality on Fashion-MNIST: does the supernet learn without labels?
 
-Trains a mobilenet supernet (sandwich rule, in-place distillation) on the Fashion-MNIST train
+Trains a supernet (``--space``; sandwich rule, in-place distillation) on the Fashion-MNIST train
 split for a fixed wall-clock budget, then reports kNN and linear-probe accuracy of the largest
 and the smallest subnet against the same networks at random init (BN re-estimated) and kNN on
 raw pixels, with a labelled subset of the train split as the bank and the test split for
@@ -45,12 +45,13 @@ def main() -> None:
     ap.add_argument("--ssl", default="vicreg",
                     help="vicreg: as good as byol's mean, without its seed-2 stall, and 10 kNN "
                          "points above simclr in the same time")
+    ap.add_argument("--space", default="mobilenet", help="supernet space (see edgessl space show)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--resolution", type=int, default=48,
                     help="48 px: at equal time 32 px gave 10 kNN points less (pilots)")
     ap.add_argument("--lr", type=float, default=None,
-                    help="default 0.03 for vicreg (0.1 lost 3.7 kNN points in pilots), else the "
-                         "optimizer's (sgd: 0.1 at batch 64)")
+                    help="default: the objective's for the optimizer (sgd at batch 64: 0.03 for "
+                         "vicreg, 0.1 for the others)")
     ap.add_argument("--optimizer", default="sgd")
     ap.add_argument("--num-sampled", type=int, default=1)
     ap.add_argument("--min-scale", type=float, default=0.4,
@@ -76,10 +77,10 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="edgessl-sslq-"))
     out = Path(args.out) if args.out else tmp / "RUN"
-    opts = {"data": "fashion-mnist", "out": str(out), "ssl": args.ssl, "space": "mobilenet",
+    opts = {"data": "fashion-mnist", "out": str(out), "ssl": args.ssl, "space": args.space,
             "epochs": args.epochs, "batch_size": args.batch_size,
             "resolution": args.resolution, "optimizer": args.optimizer,
-            "lr": 0.03 if args.lr is None and args.ssl == "vicreg" else args.lr,
+            "lr": args.lr,
             "num_sampled": args.num_sampled, "min_scale": args.min_scale,
             "local_crops": args.local_crops,
             "target_momentum": args.target_momentum, "subset": args.subset, "workers": args.workers,
@@ -124,7 +125,7 @@ def main() -> None:
         f"Date: {today()}; machine: {machine()}; {args.threads} training thread(s) + "
         f"{args.workers} data worker(s).",
         "",
-        f"Training: mobilenet supernet, {args.ssl}, sandwich rule (largest + smallest + "
+        f"Training: {args.space} supernet, {args.ssl}, sandwich rule (largest + smallest + "
         f"{args.num_sampled} sampled, in-place distillation), {args.resolution} px, batch "
         f"{args.batch_size}, crops of >= {args.min_scale:g} of the image area"
         f"{f' + {args.local_crops} local crops' if args.local_crops else ''}, "

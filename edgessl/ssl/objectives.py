@@ -37,6 +37,8 @@ class Objective(nn.Module):
     momentum: float | None = None
     default_temperature: float | None = None
     multi_crop = False
+    # optimizer name -> base learning rate (batch 256) replacing the optimizer's default
+    base_lr: dict[str, float] = {}
 
     def embed(self, features: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -118,6 +120,8 @@ class VICReg(_ProjectorObjective):
 
     name = "vicreg"
     head = VICRegExpanderHead
+    # SGD at 0.4 (0.1 at batch 64) lost 3.7 kNN points to 0.12 in pilots (BENCHMARKS.md)
+    base_lr = {"sgd": 0.12}
 
     def make_criterion(self, temperature):
         return VICRegLoss()

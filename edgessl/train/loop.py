@@ -104,7 +104,7 @@ def _run(cfg: TrainConfig, payload: dict | None, device: torch.device, env: Dist
     # channels-last on every device: on CPU too it made a sandwich step faster (train_throughput)
     model.to(device, memory_format=torch.channels_last)
     optimizer, lr = build_optimizer(cfg.optimizer, model, cfg.batch_size * env.world, cfg.lr,
-                                    cfg.weight_decay)
+                                    cfg.weight_decay, model.objective.base_lr)
     workers = cfg.workers if cfg.workers is not None else (min(8, os.cpu_count() or 1)
                                                            if cuda else 0)
     loader = ssl_loader(images, resolution, cfg.batch_size, cfg.seed, workers, env.rank,

@@ -73,13 +73,16 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_optimizer(name: str, model: nn.Module, batch_size: int, lr: float | None = None,
-                    weight_decay: float | None = None) -> tuple[torch.optim.Optimizer, float]:
-    """(optimizer, learning rate used) for ``model``'s trainable parameters."""
+                    weight_decay: float | None = None,
+                    base_lr: dict[str, float] | None = None) -> tuple[torch.optim.Optimizer, float]:
+    """(optimizer, learning rate used) for ``model``'s trainable parameters. ``base_lr``
+    (an objective's per-optimizer rates for batch 256) replaces the recipe's default."""
     if name not in OPTIMIZERS:
         raise BadInput(f"unknown --optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
     recipe = OPTIMIZERS[name]
     if lr is None:
-        lr = recipe.base_lr * (batch_size / 256 if recipe.scale_lr else 1.0)
+        base = (base_lr or {}).get(name, recipe.base_lr)
+        lr = base * (batch_size / 256 if recipe.scale_lr else 1.0)
     wd = recipe.weight_decay if weight_decay is None else weight_decay
     return recipe.make(_param_groups(model, wd), lr, wd), lr
 
