@@ -1,5 +1,6 @@
-"""Contrastive losses under DDP see the global batch: two gloo ranks, each with half of the
-batch, give the loss and the gradients one process computes on the whole batch."""
+"""Contrastive losses (and VICReg's batch statistics) under DDP see the global batch: two
+gloo ranks, each with half of the batch, give the loss and the gradients one process computes
+on the whole batch."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from edgessl.ssl import MoCoV3Loss, NTXentLoss
+from edgessl.ssl import MoCoV3Loss, NTXentLoss, VICRegLoss
 
 N, D, WORLD = 6, 8, 2
 
@@ -19,7 +20,8 @@ def _batch() -> list[torch.Tensor]:
 
 def _losses(parts: list[torch.Tensor]) -> dict[str, torch.Tensor]:
     z1, z2, k1, k2 = parts
-    return {"ntxent": NTXentLoss(0.3)(z1, z2), "mocov3": MoCoV3Loss(0.3)(z1, z2, k1, k2)}
+    return {"ntxent": NTXentLoss(0.3)(z1, z2), "mocov3": MoCoV3Loss(0.3)(z1, z2, k1, k2),
+            "vicreg": VICRegLoss()(z1, z2)}
 
 
 def _rank(rank: int, init: str, out: str) -> None:
@@ -28,7 +30,7 @@ def _rank(rank: int, init: str, out: str) -> None:
         torch.set_num_threads(1)
         half = slice(rank * N // WORLD, (rank + 1) * N // WORLD)
         results = {}
-        for name in ("ntxent", "mocov3"):
+        for name in ("ntxent", "mocov3", "vicreg"):
             local = [t[half].clone().requires_grad_() for t in _batch()]
             loss = _losses(local)[name]
             (loss / WORLD).backward()  # DDP averages gradients over ranks
@@ -36,6 +38,9 @@ def _rank(rank: int, init: str, out: str) -> None:
             dist.all_reduce(total)
             results[name] = (total / WORLD, local[0].grad, local[1].grad)
         torch.save(results, f"{out}/rank{rank}.pt")
+        # no rank tears gloo down while the other still finishes its last collective (as
+        # edgessl.train.distributed.shutdown does); without it a rank aborted now and then
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
@@ -43,7 +48,7 @@ def _rank(rank: int, init: str, out: str) -> None:
 def test_two_ranks_match_one_process_on_the_global_batch(tmp_path):
     mp.spawn(_rank, args=(f"file://{tmp_path}/store", str(tmp_path)), nprocs=WORLD)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
-    for name in ("ntxent", "mocov3"):
+    for name in ("ntxent", "mocov3", "vicreg"):
         full = [t.clone().requires_grad_() for t in _batch()]
         loss = _losses(full)[name]
         loss.backward()

@@ -97,6 +97,8 @@ def test_bad_inputs_exit_2_and_lose_nothing(cli, tmp_path, trained_run):  # noqa
                   tmp_path / "Y"), "--target-momentum 1")
     _one_line(cli("train", *TINY, "--target-momentum", "0.9", "--out", tmp_path / "Y"),
               "--target-momentum 0.9", "simclr")
+    _one_line(cli("train", *TINY, "--precision", "fp16", "--out", tmp_path / "Y"),
+              "--precision 'fp16'", "bf16")
     assert not (tmp_path / "Y").exists()
     # an existing run is never overwritten; a resume may not change the space
     _one_line(cli("train", *TINY, "--out", trained_run), "--resume")
@@ -107,6 +109,23 @@ def test_bad_inputs_exit_2_and_lose_nothing(cli, tmp_path, trained_run):  # noqa
     _one_line(cli("train", "--out", broken, "--resume"), "truncated")
     assert ckpt.read_bytes() == before
     assert (trained_run / "metrics.csv").read_bytes() == metrics
+
+
+def test_cpu_bf16_trains_the_resnet18_supernet_under_autocast(cli, tmp_path):
+    """``--precision bf16`` on the CPU: the same seeded run as fp32 gives slightly different,
+    finite weights (the convolutions ran in bf16), and the config records it."""
+    weights = {}
+    for precision in ("fp32", "bf16"):
+        run = tmp_path / precision
+        r = cli("train", *TINY, "--space", "resnet18", "--ssl", "vicreg", "--epochs", "1",
+                "--precision", precision, "--out", run)
+        assert r.code == 0, r
+        payload = load_checkpoint(run / "last.ckpt")
+        assert payload["config"]["precision"] == precision
+        weights[precision] = payload["backbone"]["pre.0.conv.conv.weight"]
+    assert torch.isfinite(weights["bf16"]).all()
+    diff = (weights["bf16"] - weights["fp32"]).abs().max().item()
+    assert 0 < diff < 0.1 * weights["fp32"].abs().max().item()
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(cli, tmp_path):

@@ -95,6 +95,10 @@ def train_cmd(
     compile: Annotated[bool | None, typer.Option("--compile", help="torch.compile.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = None,
     device: DeviceOpt = None,
+    precision: Annotated[str | None, typer.Option(
+        "--precision", help="auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16 (also on "
+                            "CPU: 1.46x faster for resnet18 on an AMX CPU, about even for "
+                            "mobilenet).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/last.ckpt.")] = False,
     json: JsonOpt = False,
 ) -> None:
@@ -113,7 +117,7 @@ def train_cmd(
                  min_scale=min_scale, local_crops=local_crops,
                  local_resolution=local_resolution, subset=subset, max_steps=max_steps,
                  time_limit=time_limit, ckpt_every=ckpt_every, workers=workers,
-                 compile=compile, seed=seed, device=device)
+                 compile=compile, seed=seed, device=device, precision=precision)
     if arch is not None:
         a = Arch.load(arch)
         if space is not None and space != a.space:

@@ -10,7 +10,8 @@ from edgessl.errors import BadInput
 
 # Fields a resumed run may change; every other field must match the checkpoint.
 RESUMABLE = {"epochs", "max_steps", "time_limit", "device", "workers", "ckpt_every", "compile",
-             "log_every"}
+             "log_every", "precision"}
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -46,6 +47,7 @@ class TrainConfig:
     workers: int | None = None
     compile: bool = False
     device: str = "auto"
+    precision: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,6 +84,13 @@ class TrainConfig:
         self._check_target_momentum()
         if self.device not in ("auto", "cpu", "cuda"):
             raise BadInput(f"--device {self.device!r}; allowed: auto, cpu, cuda")
+        if self.precision not in PRECISIONS:
+            raise BadInput(f"--precision {self.precision!r}; allowed: {', '.join(PRECISIONS)}")
+
+    def bf16(self, cuda: bool) -> bool:
+        """Whether steps run under bf16 autocast: ``auto`` means on CUDA only (on CPUs it pays
+        for dense convolutions on AMX hardware and not for depthwise ones, BENCHMARKS.md)."""
+        return self.precision == "bf16" or (self.precision == "auto" and cuda)
 
     def _needs(self, option: str, has: Callable[[type], bool], why: str = "") -> None:
         """Refuse ``option`` unless the --ssl objective ``has`` what it needs, naming the

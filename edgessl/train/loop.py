@@ -1,6 +1,6 @@
 """The training loop: SSL (sandwich rule on a supernet, plain on a standalone network), with
-warm-up + cosine LR, gradient clipping, channels-last, bf16 on CUDA, DDP under torchrun,
-atomic checkpoints every K steps and every epoch, bit-exact ``--resume``."""
+warm-up + cosine LR, gradient clipping, channels-last, bf16 (CUDA; CPU on request), DDP under
+torchrun, atomic checkpoints every K steps and every epoch, bit-exact ``--resume``."""
 
 from __future__ import annotations
 
@@ -151,7 +151,8 @@ def _run(cfg: TrainConfig, payload: dict | None, device: torch.device, env: Dist
                              else None, model=model, optimizer=optimizer, scheduler=scheduler,
                              step=at, extra={"resolution": resolution, "epoch": at / per_epoch})
 
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext())
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.bf16(cuda)
+                else nullcontext())
     start_time, last_saved, rate, last = time.time(), step, 0.0, {}
     model.train()
     stop = step >= total
