@@ -112,15 +112,16 @@ class MBConvSpec:
 
 
 @dataclass(frozen=True)
-class BottleneckSpec:
-    """ResNet bottleneck: 1x1 -> 3x3/stride -> 1x1, with a 1x1 projection shortcut if needed."""
+class _ResNetBlockSpec:
+    """What ResNet blocks share: widths, input size, stride, and a 1x1 projection shortcut
+    when the stride or the width changes."""
 
     in_ch: int
     mid_ch: int
     out_ch: int
     hw: int
     stride: int
-    kind = "bottleneck"
+    kind = ""
 
     @property
     def out_hw(self) -> int:
@@ -130,13 +131,17 @@ class BottleneckSpec:
     def downsample(self) -> bool:
         return self.stride != 1 or self.in_ch != self.out_ch
 
+    def _convs(self) -> list[tuple[int, int]]:  # pragma: no cover - abstract
+        """(MACs, params) of each conv on the residual branch."""
+        raise NotImplementedError
+
+    def _bn_widths(self) -> list[int]:  # pragma: no cover - abstract
+        """Widths of the branch's BatchNorms (2 parameters per channel)."""
+        raise NotImplementedError
+
     def cost(self) -> tuple[int, int]:
-        parts = [
-            _conv_cost(self.in_ch, self.mid_ch, 1, self.hw),
-            _conv_cost(self.mid_ch, self.mid_ch, 3, self.out_hw),
-            _conv_cost(self.mid_ch, self.out_ch, 1, self.out_hw),
-        ]
-        bn = 2 * (2 * self.mid_ch + self.out_ch)
+        parts = self._convs()
+        bn = 2 * sum(self._bn_widths())
         if self.downsample:
             parts.append(_conv_cost(self.in_ch, self.out_ch, 1, self.out_hw))
             bn += 2 * self.out_ch
@@ -144,45 +149,38 @@ class BottleneckSpec:
 
     @property
     def key(self) -> str:
-        return (f"bottleneck|in={self.hw}x{self.hw}x{self.in_ch}|out={self.out_hw}x{self.out_hw}x"
-                f"{self.out_ch}|mid={self.mid_ch}|s={self.stride}")
+        return (f"{self.kind}|in={self.hw}x{self.hw}x{self.in_ch}|out={self.out_hw}x"
+                f"{self.out_hw}x{self.out_ch}|mid={self.mid_ch}|s={self.stride}")
 
 
 @dataclass(frozen=True)
-class BasicBlockSpec:
+class BottleneckSpec(_ResNetBlockSpec):
+    """ResNet bottleneck: 1x1 -> 3x3/stride -> 1x1, with a 1x1 projection shortcut if needed."""
+
+    kind = "bottleneck"
+
+    def _convs(self) -> list[tuple[int, int]]:
+        return [_conv_cost(self.in_ch, self.mid_ch, 1, self.hw),
+                _conv_cost(self.mid_ch, self.mid_ch, 3, self.out_hw),
+                _conv_cost(self.mid_ch, self.out_ch, 1, self.out_hw)]
+
+    def _bn_widths(self) -> list[int]:
+        return [self.mid_ch, self.mid_ch, self.out_ch]
+
+
+@dataclass(frozen=True)
+class BasicBlockSpec(_ResNetBlockSpec):
     """ResNet basic block: 3x3/stride (to ``mid_ch``) -> 3x3 (to ``out_ch``), with a 1x1
     projection shortcut if needed. ``mid_ch == out_ch`` is ResNet18/34's block."""
 
-    in_ch: int
-    mid_ch: int
-    out_ch: int
-    hw: int
-    stride: int
     kind = "basic"
 
-    @property
-    def out_hw(self) -> int:
-        return conv_out(self.hw, 3, self.stride)
+    def _convs(self) -> list[tuple[int, int]]:
+        return [_conv_cost(self.in_ch, self.mid_ch, 3, self.out_hw),
+                _conv_cost(self.mid_ch, self.out_ch, 3, self.out_hw)]
 
-    @property
-    def downsample(self) -> bool:
-        return self.stride != 1 or self.in_ch != self.out_ch
-
-    def cost(self) -> tuple[int, int]:
-        parts = [
-            _conv_cost(self.in_ch, self.mid_ch, 3, self.out_hw),
-            _conv_cost(self.mid_ch, self.out_ch, 3, self.out_hw),
-        ]
-        bn = 2 * (self.mid_ch + self.out_ch)
-        if self.downsample:
-            parts.append(_conv_cost(self.in_ch, self.out_ch, 1, self.out_hw))
-            bn += 2 * self.out_ch
-        return sum(m for m, _ in parts), sum(p for _, p in parts) + bn
-
-    @property
-    def key(self) -> str:
-        return (f"basic|in={self.hw}x{self.hw}x{self.in_ch}|out={self.out_hw}x{self.out_hw}x"
-                f"{self.out_ch}|mid={self.mid_ch}|s={self.stride}")
+    def _bn_widths(self) -> list[int]:
+        return [self.mid_ch, self.out_ch]
 
 
 @dataclass(frozen=True)
