@@ -46,7 +46,7 @@ def main() -> None:
                     help="vicreg: as good as byol's mean, without its seed-2 stall, and 10 kNN "
                          "points above simclr in the same time")
     ap.add_argument("--space", default="resnet18",
-                    help="supernet space: resnet18's largest subnet beat raw pixels in three "
+                    help="supernet space: resnet18's largest subnet beat raw pixels in four "
                          "runs, mobilenet's never (BENCHMARKS.md)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--resolution", type=int, default=48,
