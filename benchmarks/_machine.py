@@ -36,4 +36,14 @@ def write_section(name: str, body: str) -> None:
     start = text.index(marker) + len(marker)
     nxt = text.find("<!-- section:", start)
     end = len(text) if nxt == -1 else nxt
-    BENCHMARKS.write_text(text[:start] + "\n" + body.strip() + "\n\n" + text[end:])
+    from edgessl.utils import atomic_write_text
+
+    atomic_write_text(BENCHMARKS, text[:start] + "\n" + body.strip() + "\n\n" + text[end:])
+
+
+def publish(name: str, lines: list[str], write: bool) -> None:
+    """Print a benchmark's section and, when ``write``, put it into BENCHMARKS.md."""
+    text = "\n".join(lines)
+    print(text)
+    if write:
+        write_section(name, text)

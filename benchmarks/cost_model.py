@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 import torch
-from _machine import machine, today, write_section
+from _machine import machine, publish, today
 
 from edgessl.cost.flops import build_reference_network, fvcore_macs
 from edgessl.spaces import get_space
@@ -69,10 +69,7 @@ def main() -> None:
     for r in rows:
         lines.append(f"| {r[0]} | {r[1]} | {r[2]:.3f} | {r[3]:.3f} | {r[4]:.0f} | {r[5]:.1f} "
                      f"| {r[6]:,.0f}x |")
-    text = "\n".join(lines)
-    print(text)
-    if args.write:
-        write_section("cost_model", text)
+    publish("cost_model", lines, args.write)
 
 
 if __name__ == "__main__":

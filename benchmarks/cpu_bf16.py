@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _machine import machine, today, write_section  # noqa: E402
+from _machine import machine, publish, today  # noqa: E402
 from train_throughput import _step_fn  # noqa: E402
 
 from edgessl.spaces import get_space  # noqa: E402
@@ -47,7 +47,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cpu = torch.device("cpu")
     steps = {(space, p): _step_fn(space, cpu, args.batch_size, args.resolution, ssl="byol",
-                                  bf16=p == "bf16")
+                                  precision=p)
              for space in SPACES for p in ("fp32", "bf16")}
     times = {k: [] for k in steps}
     for r in range(args.rounds + 1):  # round 0 warms up; interleaved so load hits all alike
@@ -73,10 +73,7 @@ def main() -> None:
               "depthwise convolutions and BatchNorm gain little or lose (0.86x to 1.09x over "
               "three measurements), so `--precision bf16` is an option to ask for, not the "
               "default."]
-    text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        write_section("cpu_bf16", text)
+    publish("cpu_bf16", lines, not args.no_write)
 
 
 if __name__ == "__main__":

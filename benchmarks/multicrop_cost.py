@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _machine import machine, today, write_section  # noqa: E402
+from _machine import machine, publish, today  # noqa: E402
 from train_throughput import _step_fn  # noqa: E402
 
 from edgessl.data.transforms import local_resolution  # noqa: E402
@@ -66,10 +66,7 @@ def main() -> None:
     for n in crops:
         t = statistics.median(times[n])
         lines.append(f"| {n} | {t:.3f} | {t / base:.2f}x |")
-    text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        write_section("multicrop_cost", text)
+    publish("multicrop_cost", lines, not args.no_write)
 
 
 if __name__ == "__main__":

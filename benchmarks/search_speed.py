@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import torch
-from _machine import machine, today, write_section
+from _machine import machine, publish, today
 
 from edgessl.search import Budget, Constraints
 from edgessl.search.proxy import ProxyScorer, load_supernet, prepare_proxy_data
@@ -63,10 +63,7 @@ def main() -> None:
               f"digits against a 500-image bank at {data.bank_x.shape[-1]} px): "
               f"**{1 / per:.2f} candidates/s** ({per:.2f} s each) on CPU, supernet "
               f"`{info['path']}`."]
-    text = "\n".join(lines)
-    print(text)
-    if args.write:
-        write_section("search", text)
+    publish("search", lines, args.write)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _machine import machine, today, write_section  # noqa: E402
+from _machine import machine, publish, today  # noqa: E402
 
 from edgessl.data import eval_split  # noqa: E402
 from edgessl.evaluate import evaluate_backbone, knn_accuracy, load_backbone  # noqa: E402
@@ -84,11 +84,10 @@ def main() -> None:
     out = Path(args.out) if args.out else tmp / "RUN"
     opts = {"data": "fashion-mnist", "out": str(out), "ssl": args.ssl, "space": args.space,
             "epochs": args.epochs, "batch_size": args.batch_size,
-            "resolution": args.resolution, "optimizer": args.optimizer,
-            "lr": args.lr,
+            "resolution": args.resolution, "optimizer": args.optimizer, "lr": args.lr,
             "num_sampled": args.num_sampled, "min_scale": args.min_scale,
-            "local_crops": args.local_crops,
-            "target_momentum": args.target_momentum, "subset": args.subset, "workers": args.workers,
+            "local_crops": args.local_crops, "target_momentum": args.target_momentum,
+            "subset": args.subset, "workers": args.workers,
             "time_limit": args.minutes * 60, "warmup_epochs": 0.01,
             "max_steps": args.max_steps, "ckpt_every": 100,
             "device": "cpu", "seed": args.seed, "precision": args.precision}
@@ -154,10 +153,7 @@ def main() -> None:
                      f"{pct(results[key]['linear'])} |")
     lines += ["", "Acceptance: " + "; ".join(f"{k}: {'yes' if v else 'NO'}"
                                              for k, v in checks.items()) + "."]
-    text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        write_section("ssl_quality", text)
+    publish("ssl_quality", lines, not args.no_write)
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -22,21 +22,22 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _machine import machine, today, write_section  # noqa: E402
+from _machine import machine, publish, today  # noqa: E402
 
 from edgessl.data.transforms import local_resolution  # noqa: E402
 from edgessl.ops.depthwise import native_depthwise  # noqa: E402
 from edgessl.spaces import get_space  # noqa: E402
+from edgessl.train.config import uses_bf16  # noqa: E402
 from edgessl.train.model import build_ssl_model, sample_students  # noqa: E402
 
 
 def _step_fn(space: str, device: torch.device, batch: int, res: int,
              memory_format: torch.memory_format = torch.channels_last, ssl: str = "simclr",
-             local_crops: int = 0, bf16: bool | None = None):
+             local_crops: int = 0, precision: str = "auto"):
     """A function that runs one training step (forward, backward, AdamW) on fixed random
     views and returns its seconds; ``local_crops`` adds multi-crop views of
-    :func:`local_resolution` px (with ``ssl`` byol or mocov3); ``bf16`` (default: on CUDA
-    only) runs the forward under bf16 autocast on the device."""
+    :func:`local_resolution` px (with ``ssl`` byol or mocov3); ``precision`` is
+    ``edgessl train --precision`` (auto: bf16 autocast on CUDA only)."""
     model, ref = build_ssl_model(space, None, ssl)
     model.to(device, memory_format=memory_format).train()
     cuda = device.type == "cuda"
@@ -45,8 +46,8 @@ def _step_fn(space: str, device: torch.device, batch: int, res: int,
     sizes = [res, res] + [local_resolution(res)] * local_crops
     x1, x2, *local = (torch.randn(batch, 3, r, r, generator=g).to(device).contiguous(
         memory_format=memory_format) for r in sizes)
-    bf16 = cuda if bf16 is None else bf16
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16)
+                if uses_bf16(precision, cuda) else nullcontext())
 
     def step(students) -> float:
         if cuda:
@@ -154,10 +155,7 @@ def main() -> None:
         lines += ["", "No GPU in this run: the GPU rows (224 px, bf16, channels-last, next to "
                   "a torchvision resnet50 SimCLR step) are produced by the same command where "
                   "CUDA exists."]
-    text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        write_section("train_throughput", text)
+    publish("train_throughput", lines, not args.no_write)
 
 
 if __name__ == "__main__":

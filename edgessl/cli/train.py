@@ -10,7 +10,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from edgessl.cli.app import app, console, err_console, print_json
-from edgessl.cli.common import DeviceOpt, JsonOpt, ResolutionOpt
+from edgessl.cli.common import SPACES_TEXT, DeviceOpt, JsonOpt, ResolutionOpt
 from edgessl.errors import BadInput
 from edgessl.ssl import OBJECTIVES
 from edgessl.train.optim import OPTIMIZERS
@@ -52,7 +52,7 @@ def train_cmd(
     ssl: Annotated[str | None, typer.Option(
         "--ssl", help=f"SSL objective: {', '.join(OBJECTIVES)} (default simclr).")] = None,
     space: Annotated[str | None, typer.Option(
-        "--space", help="mobilenet, resnet, resnet18 (supernet, sandwich rule) or baseline:NAME "
+        "--space", help=f"{SPACES_TEXT} (supernet, sandwich rule) or baseline:NAME "
                         "(standalone). Default mobilenet.")] = None,
     arch: Annotated[str | None, typer.Option(
         "--arch", help="Arch JSON file: train this one network standalone.")] = None,

@@ -211,6 +211,15 @@ def _permute_bn(bn: nn.BatchNorm2d, order: torch.Tensor) -> None:
     bn.running_var.data = bn.running_var.data[order]
 
 
+def _sort_between(producer: ElasticConvBN, reader: ElasticConvBN) -> None:
+    """Order ``producer``'s output channels (conv + BN) by the L1 norm of ``reader``'s
+    weights on them, and ``reader``'s input channels to match."""
+    order = torch.argsort(reader.conv.weight.abs().sum((0, 2, 3)), descending=True)
+    _permute_out(producer.conv, order)
+    _permute_bn(producer.bn, order)
+    reader.conv.weight.data = reader.conv.weight.data[:, order]
+
+
 @torch.no_grad()
 def sort_mid_channels(block: nn.Module) -> None:
     """Re-order a block's expanded (middle) channels by importance, the L1 norm of the weights
@@ -228,16 +237,7 @@ def sort_mid_channels(block: nn.Module) -> None:
             _permute_out(block.se.expand, order)
         reader.data = reader.data[:, order]
     elif isinstance(block, ElasticBasicBlock):
-        order = torch.argsort(block.conv2.conv.weight.abs().sum((0, 2, 3)), descending=True)
-        _permute_out(block.conv1.conv, order)
-        _permute_bn(block.conv1.bn, order)
-        block.conv2.conv.weight.data = block.conv2.conv.weight.data[:, order]
+        _sort_between(block.conv1, block.conv2)
     elif isinstance(block, ElasticBottleneck):
-        order = torch.argsort(block.conv3.conv.weight.abs().sum((0, 2, 3)), descending=True)
-        _permute_out(block.conv2.conv, order)
-        _permute_bn(block.conv2.bn, order)
-        block.conv3.conv.weight.data = block.conv3.conv.weight.data[:, order]
-        order1 = torch.argsort(block.conv2.conv.weight.abs().sum((0, 2, 3)), descending=True)
-        _permute_out(block.conv1.conv, order1)
-        _permute_bn(block.conv1.bn, order1)
-        block.conv2.conv.weight.data = block.conv2.conv.weight.data[:, order1]
+        _sort_between(block.conv2, block.conv3)
+        _sort_between(block.conv1, block.conv2)

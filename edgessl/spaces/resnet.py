@@ -9,9 +9,9 @@ around ResNet50's 0.25; its largest member is ResNet50 exactly.
 from __future__ import annotations
 
 from edgessl.ops.specs import (
+    BasicBlockSpec,
     BottleneckSpec,
     ConvSpec,
-    LayerSpec,
     PoolHeadSpec,
     conv_out,
     make_divisible,
@@ -20,15 +20,13 @@ from edgessl.spaces.base import SearchSpace
 
 
 class ResNetFamily(SearchSpace):
-    """The skeleton of the ResNet spaces; subclasses set ``stage_widths`` and ``make_block``."""
+    """The skeleton of the ResNet spaces; subclasses set ``stage_widths`` and ``block`` (the
+    spec class of their blocks)."""
 
     stage_widths: tuple[int, ...]
+    block: type[BasicBlockSpec | BottleneckSpec]
     strides = (1, 2, 2, 2)
     stem = 64
-
-    def make_block(self, in_ch: int, out_ch: int, hw: int, stride: int,
-                   expand: float) -> LayerSpec:  # pragma: no cover - abstract
-        raise NotImplementedError
 
     def _hw_in(self, resolution: int, stage: int, index: int) -> int:
         hw = conv_out(conv_out(resolution, 7, 2), 3, 2)
@@ -47,8 +45,8 @@ class ResNetFamily(SearchSpace):
             in_ch, stride = make_divisible(prev * width_mult), self.strides[stage]
         else:
             in_ch, stride = out_ch, 1
-        return self.make_block(in_ch, out_ch, self._hw_in(resolution, stage, index), stride,
-                               expand)
+        mid = make_divisible(round(out_ch * expand))
+        return self.block(in_ch, mid, out_ch, self._hw_in(resolution, stage, index), stride)
 
     def post_specs(self, resolution, width_mult):
         hw = self._hw_in(resolution, len(self.stage_widths) - 1, 1)
@@ -63,6 +61,4 @@ class ResNetSpace(ResNetFamily):
     kernels = (3,)
     expands = (0.15, 0.2, 0.25)
     stage_widths = (256, 512, 1024, 2048)
-
-    def make_block(self, in_ch, out_ch, hw, stride, expand):
-        return BottleneckSpec(in_ch, make_divisible(round(out_ch * expand)), out_ch, hw, stride)
+    block = BottleneckSpec

@@ -9,7 +9,7 @@ second than depthwise ones on CPUs (BENCHMARKS.md), which is why this space trai
 
 from __future__ import annotations
 
-from edgessl.ops.specs import BasicBlockSpec, make_divisible
+from edgessl.ops.specs import BasicBlockSpec
 from edgessl.spaces.resnet import ResNetFamily
 
 
@@ -21,6 +21,4 @@ class ResNet18Space(ResNetFamily):
     kernels = (3,)
     expands = (0.5, 0.75, 1.0)
     stage_widths = (64, 128, 256, 512)
-
-    def make_block(self, in_ch, out_ch, hw, stride, expand):
-        return BasicBlockSpec(in_ch, make_divisible(out_ch * expand), out_ch, hw, stride)
+    block = BasicBlockSpec

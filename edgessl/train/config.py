@@ -87,10 +87,6 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise BadInput(f"--precision {self.precision!r}; allowed: {', '.join(PRECISIONS)}")
 
-    def bf16(self, cuda: bool) -> bool:
-        """Whether steps run under bf16 autocast: ``auto`` means on CUDA only (on CPUs it pays
-        for dense convolutions on AMX hardware and not for depthwise ones, BENCHMARKS.md)."""
-        return self.precision == "bf16" or (self.precision == "auto" and cuda)
 
     def _needs(self, option: str, has: Callable[[type], bool], why: str = "") -> None:
         """Refuse ``option`` unless the --ssl objective ``has`` what it needs, naming the
@@ -124,6 +120,12 @@ class TrainConfig:
         if self.min_scale <= LOCAL_MIN_SCALE:
             raise BadInput(f"--min-scale {self.min_scale} leaves no room for local crops (they "
                            f"take {LOCAL_MIN_SCALE}..min-scale of the area)")
+
+
+def uses_bf16(precision: str, cuda: bool) -> bool:
+    """Whether steps run under bf16 autocast: ``auto`` means on CUDA only (on CPUs it pays
+    for dense convolutions on AMX hardware and not for depthwise ones, BENCHMARKS.md)."""
+    return precision == "bf16" or (precision == "auto" and cuda)
 
 
 def merge_resume(saved: TrainConfig, given: dict[str, Any]) -> TrainConfig:

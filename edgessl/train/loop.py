@@ -18,7 +18,7 @@ import torch
 
 from edgessl.data import open_dataset, set_epoch, ssl_loader
 from edgessl.errors import BadInput, RuntimeFailure
-from edgessl.train.config import TrainConfig, merge_resume
+from edgessl.train.config import TrainConfig, merge_resume, uses_bf16
 from edgessl.train.distributed import (
     DistEnv,
     any_flag,
@@ -151,8 +151,8 @@ def _run(cfg: TrainConfig, payload: dict | None, device: torch.device, env: Dist
                              else None, model=model, optimizer=optimizer, scheduler=scheduler,
                              step=at, extra={"resolution": resolution, "epoch": at / per_epoch})
 
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.bf16(cuda)
-                else nullcontext())
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16)
+                if uses_bf16(cfg.precision, cuda) else nullcontext())
     start_time, last_saved, rate, last = time.time(), step, 0.0, {}
     model.train()
     stop = step >= total
