@@ -9,30 +9,17 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import platform
-import re
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
+from _machine import machine, publish, today
 
 from edgessl.cost.latency import LatencyTable
 from edgessl.spaces import get_space
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "latency_tables" / "mobilenet-onnxruntime-cpu-xeon-t1-b1-fp32.json"
-MARKER = "<!-- section:latency_predictor -->"
-
-
-def machine() -> str:
-    cpu = platform.processor()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    return f"{cpu}, nproc={nproc}"
 
 
 def time_predictions(path: Path, n: int, seed: int = 0) -> dict:
@@ -58,12 +45,12 @@ def time_predictions(path: Path, n: int, seed: int = 0) -> dict:
             "min_ms": float(cold.min()), "max_ms": float(cold.max()), "table": table}
 
 
-def section(r: dict, path: Path, command: str, recheck: Path | None = None) -> str:
+def section(r: dict, path: Path, command: str, recheck: Path | None = None) -> list[str]:
     t = r["table"]
     m = t.meta
     lines = [
-        MARKER, "",
-        f"Command: `{command}` · date {dt.date.today().isoformat()} · machine: {machine()}", "",
+        "## Latency predictor", "",
+        f"Command: `{command}` · date {today()} · machine: {machine()}", "",
         f"Table `{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}`: "
         f"{m['space']} space, {m['backend']} ({m['backend_version']}), {m['threads']} thread, "
         f"batch {m['batch']}, {m['dtype']}, clock `{m.get('clock')}`, "
@@ -93,7 +80,7 @@ def section(r: dict, path: Path, command: str, recheck: Path | None = None) -> s
     lines += ablation_lines(path)
     if recheck is not None:
         lines += recheck_lines(t, recheck)
-    return "\n".join(lines)
+    return lines
 
 
 def ablation_lines(path: Path) -> list[str]:
@@ -178,15 +165,6 @@ def recheck_lines(table: LatencyTable, path: Path) -> list[str]:
     return [*lines, ""]
 
 
-def write_section(text: str, bench: Path = ROOT / "BENCHMARKS.md") -> None:
-    """Replace what follows our marker (up to the next section marker) with ``text``."""
-    from edgessl.utils import atomic_write_text
-
-    doc = bench.read_text()
-    pattern = re.compile(re.escape(MARKER) + r".*?(?=<!-- section:|\Z)", re.S)
-    atomic_write_text(bench, pattern.sub(lambda _: text + "\n", doc, count=1))
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--table", type=Path, default=DEFAULT)
@@ -199,10 +177,8 @@ def main() -> None:
     cmd = "python benchmarks/latency_predictor.py" + (
         f" --table {args.table}" if args.table.resolve() != DEFAULT else "") + (
         f" --recheck {args.recheck}" if args.recheck else "")
-    text = section(r, args.table.resolve(), cmd, args.recheck)
-    print(text)
-    if not args.no_write:
-        write_section(text)
+    publish("latency_predictor", section(r, args.table.resolve(), cmd, args.recheck),
+            write=not args.no_write)
     if r["cold_s"] >= 1.0:
         raise SystemExit(f"too slow: {r['cold_s']:.2f} s for {args.n} archs (limit 1 s)")
 

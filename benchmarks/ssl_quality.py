@@ -39,6 +39,26 @@ def raw_pixel_knn(bank_size: int, test_size: int) -> float:
                         torch.as_tensor(test.labels))
 
 
+def sweep_lines(ckpt: Path, resolutions: list[int], bank_size: int, test_size: int,
+                seed: int) -> list[str]:
+    """kNN of each subnet, trained and at random init, at several evaluation resolutions."""
+    lines = ["kNN % by evaluation resolution (same checkpoint, BN re-estimated at each):", "",
+             "| px | largest trained | largest random | smallest trained | smallest random |",
+             "| --- | --- | --- | --- | --- |"]
+    for res in resolutions:
+        row = []
+        for arch in ("largest", "smallest"):
+            for init in ("trained", "random"):
+                net, _ = load_backbone(str(ckpt), arch, init_random=init == "random",
+                                       seed=seed)
+                knn = evaluate_backbone(net, "fashion-mnist", res, "knn", bank_size,
+                                        test_size)["knn"]
+                row.append(f"{100 * knn:.2f}")
+        lines.append(f"| {res} | " + " | ".join(row) + " |")
+        print(lines[-1], flush=True)
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=19.0, help="training wall-clock budget")
@@ -49,8 +69,9 @@ def main() -> None:
                     help="supernet space: resnet18's largest subnet beat raw pixels in four "
                          "runs, mobilenet's never (BENCHMARKS.md)")
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--resolution", type=int, default=48,
-                    help="48 px: at equal time 32 px gave 10 kNN points less (pilots)")
+    ap.add_argument("--resolution", type=int, default=56,
+                    help="train and evaluation size: 56 px (at 48 px the untrained reference "
+                         "is 8 points stronger, at 32 px features 10 points weaker; BENCHMARKS)")
     ap.add_argument("--lr", type=float, default=None,
                     help="default: the objective's for the optimizer (sgd at batch 64: 0.03 for "
                          "vicreg, 0.1 for the others)")
@@ -66,15 +87,18 @@ def main() -> None:
                     help="multi-crop: small crops per image (no gain at equal time in pilots)")
     ap.add_argument("--subset", type=int, default=None, help="train images (default all)")
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--max-steps", type=int, default=1000,
-                    help="LR schedule length (capped at --epochs): the resnet18 sandwich ran one "
-                         "epoch (937 steps) in 16.7-19 min on 2 cores; mobilenet: 610")
+    ap.add_argument("--max-steps", type=int, default=780,
+                    help="LR schedule length (capped at --epochs): the resnet18 sandwich at 56 px "
+                         "ran 683-780 steps in 19 min on 2 cores (937 = one epoch at 48 px)")
     ap.add_argument("--bank-size", type=int, default=10000)
     ap.add_argument("--test-size", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=0, help="training seed (init, data order, views)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=0,
                     help="data workers (0: augment between steps, no third busy process)")
+    ap.add_argument("--sweep", default="",
+                    help="extra evaluation resolutions for a kNN table of trained vs random "
+                         "init, e.g. 48,56,64 (the untrained reference depends on it)")
     ap.add_argument("--out", default=None, help="run folder (default: a temporary one)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
@@ -107,7 +131,8 @@ def main() -> None:
     results = {"raw_pixels": {"knn": raw_pixel_knn(args.bank_size, args.test_size)}}
     for arch in ("largest", "smallest"):
         for init in ("trained", "random"):
-            net, info = load_backbone(str(out / "last.ckpt"), arch, init_random=init == "random")
+            net, info = load_backbone(str(out / "last.ckpt"), arch,
+                                      init_random=init == "random", seed=args.seed)
             r = evaluate_backbone(net, "fashion-mnist", args.resolution, "both", args.bank_size,
                                   args.test_size)
             results[f"{arch}/{init}"] = {"knn": r["knn"], "linear": r["linear"]}
@@ -142,7 +167,8 @@ def main() -> None:
         f"{summary['images_per_s']:.1f} img/s).",
         f"Evaluation: bank = first {args.bank_size} images of the train split (labels used "
         f"only here), accuracy on {args.test_size} test-split images, {args.resolution} px, BN "
-        "statistics re-estimated on the bank for every network (random init too).",
+        "statistics re-estimated on the bank for every network (random init too: the "
+        f"same network drawn with seed {args.seed}).",
         "",
         "| network | kNN (k=20, T=0.07) % | linear probe % |",
         "| --- | --- | --- |",
@@ -153,6 +179,9 @@ def main() -> None:
                      f"{pct(results[key]['linear'])} |")
     lines += ["", "Acceptance: " + "; ".join(f"{k}: {'yes' if v else 'NO'}"
                                              for k, v in checks.items()) + "."]
+    if args.sweep:
+        lines += ["", *sweep_lines(out / "last.ckpt", [int(r) for r in args.sweep.split(",")],
+                                   args.bank_size, args.test_size, args.seed)]
     publish("ssl_quality", lines, not args.no_write)
     shutil.rmtree(tmp, ignore_errors=True)
 
