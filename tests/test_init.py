@@ -45,3 +45,20 @@ def test_training_backbones_are_zero_initialised(space):
     zeroed = [bn for bn in zeroed if bn is not None]
     assert zeroed and all(isinstance(bn, nn.BatchNorm2d) for bn in zeroed)
     assert all(bool((bn.weight == 0).all()) for bn in zeroed)
+
+
+@pytest.mark.parametrize("resolution", [48, 64])
+def test_untrained_resnet18_sees_the_same_289_pixels_at_any_size(resolution):
+    """Why the random-init reference depends on the resolution (BENCHMARKS, seventh round):
+    with zero branches the net is its stem plus strided 1x1 projections, which read fixed
+    pixel bands (rows and columns 0-5 and 27-37) of whatever image they get."""
+    space = get_space("resnet18")
+    net = space.supernet().extract(space.largest())
+    zero_init_residuals(net)
+    x = torch.randn(2, 3, resolution, resolution, requires_grad=True)
+    net.eval()(x).sum().backward()
+    seen = x.grad[0].abs().sum(0) > 0
+    bands = [*range(0, 6), *range(27, 38)]
+    assert seen.nonzero()[:, 0].unique().tolist() == bands
+    assert seen.nonzero()[:, 1].unique().tolist() == bands
+    assert int(seen.sum()) == 289
