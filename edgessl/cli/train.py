@@ -187,8 +187,10 @@ def eval_cmd(
 
         res = default_resolution(open_dataset(data, "test").native_size)
     with LazyProgress("eval") as bar:
-        result = evaluate_backbone(model, data, int(res), protocol, bank_size, test_size, dev,
-                                   k=k, on_stage=lambda stage: bar.update(info=stage))
+        stages = ("batchnorm", "features", "probe")
+        result = evaluate_backbone(
+            model, data, int(res), protocol, bank_size, test_size, dev, k=k,
+            on_stage=lambda stage: bar.update(stages.index(stage), len(stages), stage))
     result = {"checkpoint": ckpt, "model": info["name"], "kind": info["kind"], "init": init,
               **result}
     if json:
