@@ -5,6 +5,8 @@ split for a fixed wall-clock budget, then reports kNN and linear-probe accuracy 
 and the smallest subnet against the same networks at random init (BN re-estimated) and kNN on
 raw pixels, with a labelled subset of the train split as the bank and the test split for
 accuracy. Writes the figures into BENCHMARKS.md (section ssl_quality) unless --no-write.
+``--sweep 48,56,64`` adds kNN of trained vs random init at other evaluation sizes: the
+untrained reference depends on the size much more than the trained network does.
 
     flock /tmp/edgessl-heavy.lock python benchmarks/ssl_quality.py
 """
