@@ -41,6 +41,19 @@ def raw_pixel_knn(bank_size: int, test_size: int) -> float:
                         torch.as_tensor(test.labels))
 
 
+def evaluate_subnets(ckpt: Path, resolution: int, protocol: str, bank_size: int,
+                     test_size: int, seed: int) -> dict[str, dict]:
+    """Accuracy of the largest and smallest subnet, trained and at random init (drawn with
+    ``seed``), keyed ``"largest/trained"`` etc."""
+    results = {}
+    for arch in ("largest", "smallest"):
+        for init in ("trained", "random"):
+            net, _ = load_backbone(str(ckpt), arch, init_random=init == "random", seed=seed)
+            results[f"{arch}/{init}"] = evaluate_backbone(net, "fashion-mnist", resolution,
+                                                          protocol, bank_size, test_size)
+    return results
+
+
 def sweep_lines(ckpt: Path, resolutions: list[int], bank_size: int, test_size: int,
                 seed: int) -> list[str]:
     """kNN of each subnet, trained and at random init, at several evaluation resolutions."""
@@ -48,17 +61,23 @@ def sweep_lines(ckpt: Path, resolutions: list[int], bank_size: int, test_size: i
              "| px | largest trained | largest random | smallest trained | smallest random |",
              "| --- | --- | --- | --- | --- |"]
     for res in resolutions:
-        row = []
-        for arch in ("largest", "smallest"):
-            for init in ("trained", "random"):
-                net, _ = load_backbone(str(ckpt), arch, init_random=init == "random",
-                                       seed=seed)
-                knn = evaluate_backbone(net, "fashion-mnist", res, "knn", bank_size,
-                                        test_size)["knn"]
-                row.append(f"{100 * knn:.2f}")
-        lines.append(f"| {res} | " + " | ".join(row) + " |")
+        results = evaluate_subnets(ckpt, res, "knn", bank_size, test_size, seed)
+        lines.append(f"| {res} | " + " | ".join(f"{100 * r['knn']:.2f}"
+                                                for r in results.values()) + " |")
         print(lines[-1], flush=True)
     return lines
+
+
+def resolutions(text: str) -> list[int]:
+    """``--sweep`` value: comma-separated sizes in pixels."""
+    try:
+        sizes = [int(r) for r in text.split(",")] if text else []
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of "
+                                         "sizes in pixels, e.g. 48,56,64") from None
+    if any(r < 8 for r in sizes):
+        raise argparse.ArgumentTypeError(f"{text!r}: sizes must be at least 8 px")
+    return sizes
 
 
 def main() -> None:
@@ -98,7 +117,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=0,
                     help="data workers (0: augment between steps, no third busy process)")
-    ap.add_argument("--sweep", default="",
+    ap.add_argument("--sweep", type=resolutions, default=[],
                     help="extra evaluation resolutions for a kNN table of trained vs random "
                          "init, e.g. 48,56,64 (the untrained reference depends on it)")
     ap.add_argument("--out", default=None, help="run folder (default: a temporary one)")
@@ -130,15 +149,9 @@ def main() -> None:
     train_s = time.time() - t0
     print(json.dumps({k: summary[k] for k in ("steps", "epochs", "images_per_s", "losses")}))
 
-    results = {"raw_pixels": {"knn": raw_pixel_knn(args.bank_size, args.test_size)}}
-    for arch in ("largest", "smallest"):
-        for init in ("trained", "random"):
-            net, info = load_backbone(str(out / "last.ckpt"), arch,
-                                      init_random=init == "random", seed=args.seed)
-            r = evaluate_backbone(net, "fashion-mnist", args.resolution, "both", args.bank_size,
-                                  args.test_size)
-            results[f"{arch}/{init}"] = {"knn": r["knn"], "linear": r["linear"]}
-            print(arch, init, results[f"{arch}/{init}"], flush=True)
+    results = {"raw_pixels": {"knn": raw_pixel_knn(args.bank_size, args.test_size)},
+               **evaluate_subnets(out / "last.ckpt", args.resolution, "both", args.bank_size,
+                                  args.test_size, args.seed)}
     gain_l = results["largest/trained"]["knn"] - results["largest/random"]["knn"]
     gain_s = results["smallest/trained"]["knn"] - results["smallest/random"]["knn"]
     checks = {
@@ -182,8 +195,8 @@ def main() -> None:
     lines += ["", "Acceptance: " + "; ".join(f"{k}: {'yes' if v else 'NO'}"
                                              for k, v in checks.items()) + "."]
     if args.sweep:
-        lines += ["", *sweep_lines(out / "last.ckpt", [int(r) for r in args.sweep.split(",")],
-                                   args.bank_size, args.test_size, args.seed)]
+        lines += ["", *sweep_lines(out / "last.ckpt", args.sweep, args.bank_size,
+                                   args.test_size, args.seed)]
     publish("ssl_quality", lines, not args.no_write)
     shutil.rmtree(tmp, ignore_errors=True)
 

@@ -171,7 +171,7 @@ def eval_cmd(
 
     Example: edgessl eval runs/digits/last.ckpt --arch smallest --data digits --json
     """
-    from edgessl.evaluate import PROTOCOLS, evaluate_backbone, load_backbone
+    from edgessl.evaluate import PROTOCOLS, STAGES, evaluate_backbone, load_backbone
     from edgessl.train import default_resolution
     from edgessl.train.distributed import resolve_device
 
@@ -187,10 +187,9 @@ def eval_cmd(
 
         res = default_resolution(open_dataset(data, "test").native_size)
     with LazyProgress("eval") as bar:
-        stages = ("batchnorm", "features", "probe")
         result = evaluate_backbone(
             model, data, int(res), protocol, bank_size, test_size, dev, k=k,
-            on_stage=lambda stage: bar.update(stages.index(stage), len(stages), stage))
+            on_stage=lambda stage: bar.update(STAGES.index(stage), len(STAGES), stage))
     result = {"checkpoint": ckpt, "model": info["name"], "kind": info["kind"], "init": init,
               **result}
     if json:

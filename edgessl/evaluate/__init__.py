@@ -24,6 +24,7 @@ from edgessl.evaluate.metrics import (
 )
 
 PROTOCOLS = ("knn", "linear", "both")
+STAGES = ("batchnorm", "features", "probe")  # what evaluate_backbone's on_stage hears, in order
 
 
 def evaluate_backbone(model: nn.Module, data: str, resolution: int, protocol: str = "both",
@@ -34,7 +35,7 @@ def evaluate_backbone(model: nn.Module, data: str, resolution: int, protocol: st
     """Accuracy of ``model``'s frozen features on the fixed labelled split of ``data``:
     BN statistics re-estimated on (up to ``bn_images``) bank images, then kNN and/or a
     linear probe trained on the bank and scored on the test split. ``on_stage`` hears
-    progress ("batchnorm", "features", "probe")."""
+    progress (each of ``STAGES``)."""
     if protocol not in PROTOCOLS:
         raise BadInput(f"unknown --protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
     bank, test = eval_split(data, bank_size, test_size)
@@ -56,5 +57,5 @@ def evaluate_backbone(model: nn.Module, data: str, resolution: int, protocol: st
     return out
 
 
-__all__ = ["PROTOCOLS", "evaluate_backbone", "extract_features", "knn_accuracy",
+__all__ = ["PROTOCOLS", "STAGES", "evaluate_backbone", "extract_features", "knn_accuracy",
            "linear_probe_accuracy", "load_backbone", "recalibrate_bn"]

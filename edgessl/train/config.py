@@ -87,7 +87,6 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise BadInput(f"--precision {self.precision!r}; allowed: {', '.join(PRECISIONS)}")
 
-
     def _needs(self, option: str, has: Callable[[type], bool], why: str = "") -> None:
         """Refuse ``option`` unless the --ssl objective ``has`` what it needs, naming the
         objectives that do."""
