@@ -136,9 +136,16 @@ def _fashion(split: str) -> ImageSet:
                     classes=list(parts[0].classes), native_size=28)
 
 
+def _fashion_sample(split: str) -> ImageSet:
+    from edgessl.data.fm_sample import load
+
+    return load(split)
+
+
 BUILTINS: dict[str, Callable[[str], ImageSet]] = {
     "digits": _digits,
     "fashion-mnist": _fashion,
+    "fashion-mnist-sample": _fashion_sample,
 }
 
 
