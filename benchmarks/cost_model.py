@@ -30,7 +30,7 @@ def main() -> None:
         space = get_space(name)
         rng = np.random.default_rng(0)
         archs = [space.sample(rng) for _ in range(args.n_analytic)]
-        space._block.cache_clear()
+        space.block.cache_clear()
         space._block_cost.cache_clear()
         space._fixed_cost.cache_clear()
         t0 = time.perf_counter()

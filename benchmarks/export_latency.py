@@ -62,14 +62,13 @@ def main() -> None:
         names = [*BASELINES, str(arch_file)]
         cfg = dbench.BenchConfig(batch=1, threads=args.threads, resolution=224,
                                  workdir=Path(tmp))
-        runners, keys = [], []
+        runners = {}
         for name in names:
             target = dbench.resolve_target(name, 224)
             for rt in RUNTIMES:
-                runners.append(dbench.BACKENDS[rt].prepare(target, cfg))
-                keys.append((name, rt))
-        times = dbench.time_interleaved(runners, args.runs, args.warmup)
-    stats = {k: dbench.summarize(t, 1) for k, t in zip(keys, times, strict=True)}
+                runners[(name, rt)] = dbench.prepare(dbench.get_backend(rt), target, cfg)
+        times = dbench.time_interleaved(runners, args.runs, args.runs, args.warmup, "wall")
+    stats = {k: dbench.summarize(t) for k, t in times.items()}
     space = get_space("mobilenet")
     label = {str(arch_file): f"mobilenet-space {space.mflops(arch):.0f} MFLOPs"}
     rows = []

@@ -4,6 +4,10 @@ An :class:`Arch` names its search space, input resolution, width multiplier and,
 kernel size and expand ratio of each active block (the stage depth is the number of blocks).
 Sampling, mutation, cost, supernet activation, extraction and export all take an Arch.
 
+An Arch is validated when it is made, against the choices of its space; this module imports no
+space for that: each space registers its check here (:func:`register_space`), which
+``edgessl.spaces`` does for the built-in ones when it is imported.
+
 >>> from edgessl.spaces import get_space
 >>> arch = get_space("mobilenet").largest(224)
 >>> Arch.from_json(arch.to_json()) == arch
@@ -13,6 +17,7 @@ True
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,13 @@ from edgessl.errors import BadInput
 FORMAT = "edgessl-arch/1"
 _TOP_FIELDS = {"format", "space", "resolution", "width_mult", "stages"}
 _BLOCK_FIELDS = {"kernel", "expand"}
+# space name -> its check: raises BadInput naming the first field outside the space's choices
+_CHECKS: dict[str, Callable[[Arch], None]] = {}
+
+
+def register_space(name: str, check: Callable[[Arch], None]) -> None:
+    """Validate every Arch of space ``name`` with ``check`` from now on."""
+    _CHECKS[name] = check
 
 
 def _number(value: float) -> float | int:
@@ -50,9 +62,11 @@ class Arch:
     stages: tuple[tuple[Block, ...], ...]
 
     def __post_init__(self) -> None:
-        from edgessl.spaces import get_space  # the registry imports this module
-
-        get_space(self.space).check(self)
+        check = _CHECKS.get(self.space)
+        if check is None:
+            known = ", ".join(_CHECKS) or "none registered (import edgessl.spaces)"
+            raise BadInput(f"unknown space {self.space!r}; known: {known}")
+        check(self)
 
     @property
     def depths(self) -> tuple[int, ...]:

@@ -8,6 +8,7 @@ from torch import nn
 from edgessl.arch import Arch
 from edgessl.ops import layers
 from edgessl.ops.specs import LinearSpec
+from edgessl.spaces import get_space
 
 
 class EdgeNet(nn.Module):
@@ -18,8 +19,6 @@ class EdgeNet(nn.Module):
 
     def __init__(self, arch: Arch, num_classes: int = 0, init: bool = True):
         super().__init__()
-        from edgessl.spaces import get_space
-
         self.arch = arch
         specs = get_space(arch.space).layout(arch).all()
         self.features = nn.Sequential(*[layers.build(s) for s in specs])
@@ -37,3 +36,13 @@ def build_network(arch: Arch, num_classes: int = 0, init: bool = True) -> EdgeNe
     """A standalone network for ``arch``, freshly initialised (``init=False`` skips the
     initialisation, for networks whose weights are about to be copied in)."""
     return EdgeNet(arch, num_classes, init)
+
+
+def build_model(ref: Arch | str, num_classes: int = 0) -> nn.Module:
+    """A fresh backbone for an Arch or a baseline name (the one factory behind checkpoints,
+    training and evaluation)."""
+    if isinstance(ref, Arch):
+        return build_network(ref, num_classes)
+    from edgessl.baselines import build_baseline
+
+    return build_baseline(ref, num_classes)

@@ -5,27 +5,35 @@
         [--threads 1] [--runs N] [--rounds R] [--warmup W] [--clock auto|wall|cpu]
 
 BUNDLE_DIR comes from ``edgessl profile --bundle BUNDLE_DIR ...`` on a machine with edgessl;
-it carries its own timing code (``edgessl_runners.py``), so the device measures exactly as the
-host would. The table is rewritten atomically after every chunk: rerun the same command after
-an interruption and it continues. Take ``table.json`` back and run
-``edgessl profile --import table.json``. See export/README.md.
+it carries the torch-free runtime (``edgessl_runtime/``, a copy of ``edgessl.runtime``: the
+backends, sessions and timer that ``edgessl profile`` and ``edgessl bench`` use), so the device
+measures exactly as the host would; where edgessl itself is installed, its runtime is used. The
+table is rewritten atomically after every chunk: rerun the same command after an interruption
+and it continues. Take ``table.json`` back and run ``edgessl profile --import table.json``. See
+export/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import sys
+from typing import Any
 
-PROVIDERS = {"cpu": "onnxruntime-cpu", "cuda": "onnxruntime-cuda", "tensorrt": "tensorrt"}
 TABLE_FORMAT = "edgessl-latency/1"
 BUNDLE_FORMAT = "edgessl-bundle/1"
+RUNTIME_DIR = "edgessl_runtime"
+MATCH = ("space", "backend", "threads", "batch", "dtype", "clock", "choices")
+# manifest fields and their JSON types: a bundle missing one is refused before any work
+MANIFEST = {"format": str, "space": str, "batch": int, "dtype": str, "resolutions": list,
+            "choices": dict, "timing": dict, "entries": list, "networks": list}
+TIMING = ("runs", "rounds", "warmup", "net_runs")
 
 
 def fail(message: str, code: int = 2) -> None:
-    sys.stderr.write(f"error: {message}\n")
+    """One line on stderr and exit ``code`` (2: bad input, 1: a runtime failure)."""
+    sys.stderr.write("error: " + " ".join(str(message).split()) + "\n")
     sys.exit(code)
 
 
@@ -33,7 +41,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("bundle", help="bundle folder made by edgessl profile --bundle")
     p.add_argument("--out", required=True, help="table JSON to write (resumed if present)")
-    p.add_argument("--provider", choices=sorted(PROVIDERS), default="cpu")
+    p.add_argument("--provider", choices=["cpu", "cuda", "tensorrt"], default="cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--runs", type=int, help="timed runs per block (default: the bundle's)")
     p.add_argument("--rounds", type=int, help="interleaved rounds (default: the bundle's)")
@@ -44,69 +52,134 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def load_runtime(bundle: str):
+    """The runtime package: edgessl's own where edgessl is installed, else the bundle's copy
+    (``BUNDLE/edgessl_runtime``, which needs only numpy and onnxruntime or TensorRT)."""
+    try:
+        import edgessl.runtime as rt
+        import edgessl.runtime.backends  # noqa: F401 - the submodules the kit uses
+        import edgessl.runtime.jsonfile  # noqa: F401
+        import edgessl.runtime.timer  # noqa: F401
+    except ImportError:
+        if not os.path.isfile(os.path.join(bundle, RUNTIME_DIR, "timer.py")):
+            fail(f"{bundle}: no {RUNTIME_DIR}/ (make the bundle again with edgessl profile "
+                 "--bundle)")
+        sys.path.insert(0, os.path.abspath(bundle))
+        try:
+            import edgessl_runtime as rt
+            import edgessl_runtime.backends  # noqa: F401
+            import edgessl_runtime.jsonfile  # noqa: F401
+            import edgessl_runtime.timer  # noqa: F401
+        except ImportError as exc:
+            fail(f"{bundle}: cannot load {RUNTIME_DIR} ({exc})")
+    return rt
+
+
+def check_manifest(manifest: Any, path: str) -> dict:
+    """The manifest if it has every field with the right JSON type (else exit 2 naming it)."""
+    if not isinstance(manifest, dict):
+        fail(f"{path}: expected a JSON object")
+    if manifest.get("format") != BUNDLE_FORMAT:
+        fail(f"{path}: format {manifest.get('format')!r} is not {BUNDLE_FORMAT!r}")
+    for key, kind in MANIFEST.items():
+        if not isinstance(manifest.get(key), kind) or isinstance(manifest.get(key), bool):
+            fail(f"{path}: field {key!r} is missing or not a JSON {kind.__name__}")
+    for key in TIMING:
+        if not isinstance(manifest["timing"].get(key), int):
+            fail(f"{path}: timing.{key} is missing or not an integer")
+    for i, e in enumerate(manifest["entries"]):
+        if not (isinstance(e, dict) and isinstance(e.get("key"), str)
+                and isinstance(e.get("file"), str)):
+            fail(f"{path}: entries[{i}] needs a 'key' and a 'file'")
+    for i, n in enumerate(manifest["networks"]):
+        if not (isinstance(n, dict) and isinstance(n.get("file"), str)
+                and n.get("role") in ("calibrate", "validate") and isinstance(n.get("arch"),
+                                                                              dict)):
+            fail(f"{path}: networks[{i}] needs a 'role' (calibrate or validate), an 'arch' and "
+                 "a 'file'")
+    return manifest
+
+
 def load_bundle(folder: str):
+    """(manifest, runtime) of a bundle folder; exit 2 on anything that is not one."""
     path = os.path.join(folder, "manifest.json")
     if not os.path.isfile(path):
         fail(f"{folder} is not a bundle: no manifest.json")
-    with open(path) as f:
-        manifest = json.load(f)
-    if manifest.get("format") != BUNDLE_FORMAT:
-        fail(f"{path}: format {manifest.get('format')!r} is not {BUNDLE_FORMAT!r}")
-    sys.path.insert(0, os.path.abspath(folder))
+    rt = load_runtime(folder)
     try:
-        import edgessl_runners
-    except ImportError as exc:
-        fail(f"{folder}: cannot load edgessl_runners.py ({exc})")
-    return manifest, edgessl_runners
+        manifest = rt.jsonfile.read_json(path, "bundle manifest")
+    except ValueError as exc:
+        fail(str(exc))
+    manifest = check_manifest(manifest, path)
+    for item in (*manifest["entries"], *manifest["networks"]):
+        if not os.path.isfile(os.path.join(folder, item["file"])):
+            fail(f"{folder}: {item['file']} is missing (copy the whole bundle)")
+    return manifest, rt
+
+
+def table_meta(args: argparse.Namespace, manifest: dict, timing: dict, rt) -> tuple[dict, Any]:
+    """The table's metadata (what ``edgessl profile --import`` checks) and the backend."""
+    backend = rt.backends.get_backend(rt.backends.KIT_PROVIDERS[args.provider])
+    try:
+        backend.check()
+        version = backend.version()
+    except rt.Unavailable as exc:
+        fail(str(exc))
+    clock = backend.default_clock(args.threads) if args.clock == "auto" else args.clock
+    return {
+        "format": TABLE_FORMAT, "space": manifest["space"], "backend": backend.name,
+        "backend_version": version, "device": backend.describe_device(),
+        "threads": args.threads, "batch": manifest["batch"], "dtype": manifest["dtype"],
+        "clock": clock, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "resolutions": manifest["resolutions"], "choices": manifest["choices"],
+        "timing": timing, "complete": False, "measured_with": "export/profile_device.py",
+    }, backend
+
+
+def resume(out: str, meta: dict, rt) -> tuple[dict, list]:
+    """Entries and networks already in ``out`` when its settings match (else exit 2)."""
+    if not os.path.isfile(out):
+        return {}, []
+    try:
+        old = rt.jsonfile.read_json(out, "table")
+    except ValueError as exc:
+        fail(f"{exc}; choose another --out")
+    if not isinstance(old, dict) or not isinstance(old.get("entries", {}), dict) \
+            or not isinstance(old.get("networks", []), list):
+        fail(f"{out} is not a latency table (entries/networks malformed); choose another --out")
+    for key in MATCH:
+        if old.get(key) != meta[key]:
+            fail(f"{out} exists with {key}={old.get(key)!r}, not {meta[key]!r}; "
+                 "choose another --out")
+    return old.get("entries", {}), old.get("networks", [])
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     manifest, rt = load_bundle(args.bundle)
     timing = dict(manifest["timing"])
-    for name in ("runs", "rounds", "warmup", "net_runs"):
+    for name in TIMING:
         if getattr(args, name) is not None:
             timing[name] = getattr(args, name)
-    if min(args.threads, timing["runs"], timing["rounds"], args.chunk) < 1:
-        fail("--threads, --runs, --rounds and --chunk must be at least 1")
-    backend = PROVIDERS[args.provider]
-    clock = args.clock
-    if clock == "auto":
-        clock = "cpu" if args.provider == "cpu" and args.threads == 1 else "wall"
-    try:
-        version = rt.runtime_version(backend)
-    except rt.RunnerUnavailable as exc:
-        fail(str(exc))
-    meta = {
-        "format": TABLE_FORMAT, "space": manifest["space"], "backend": backend,
-        "backend_version": ("tensorrt " if backend == "tensorrt" else "onnxruntime ") + version,
-        "device": rt.describe_host(), "threads": args.threads, "batch": manifest["batch"],
-        "dtype": manifest["dtype"], "clock": clock,
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "resolutions": manifest["resolutions"], "choices": manifest["choices"],
-        "timing": timing, "complete": False, "measured_with": "export/profile_device.py",
-    }
-    entries, networks = {}, []
-    if os.path.isfile(args.out):
-        with open(args.out) as f:
-            old = json.load(f)
-        for key in ("space", "backend", "threads", "batch", "dtype", "clock", "choices"):
-            if old.get(key) != meta[key]:
-                fail(f"{args.out} exists with {key}={old.get(key)!r}, not {meta[key]!r}; "
-                     "choose another --out")
-        entries, networks = old.get("entries", {}), old.get("networks", [])
+    if min(args.threads, timing["runs"], timing["rounds"], timing["net_runs"], args.chunk) < 1 \
+            or timing["warmup"] < 0:
+        fail("--threads, --runs, --rounds, --net-runs and --chunk must be at least 1, "
+             "--warmup at least 0")
+    meta, backend = table_meta(args, manifest, timing, rt)
+    entries, networks = resume(args.out, meta, rt)
 
     def save(_done=None) -> None:
-        rt.write_json_atomic(args.out, {**meta, "entries": entries, "networks": networks})
+        rt.jsonfile.write_json_atomic(args.out, {**meta, "entries": entries,
+                                                 "networks": networks})
 
     def make(path: str):
         full = os.path.join(args.bundle, path)
         try:
-            return rt.make_runner(backend, full, args.threads, manifest["dtype"])
-        except rt.RunnerUnavailable as exc:
+            return backend.session(full, kind="onnx", threads=args.threads)
+        except rt.Unavailable as exc:
             fail(str(exc))
-        except Exception as exc:  # noqa: BLE001 - the runtime refuses a model: one line
-            fail(f"{backend} cannot run {full}: {' '.join(str(exc).split())}", code=1)
+        except rt.SessionError as exc:
+            fail(f"{backend.name} cannot run {full}: {exc}", code=1)
 
     files = {e["key"]: e["file"] for e in manifest["entries"]}
 
@@ -114,18 +187,22 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"\rblocks {done}/{total}")
         sys.stderr.flush()
 
-    rt.measure_chunked(list(files), lambda k: make(files[k]), entries, save,
-                       runs=timing["runs"], rounds=timing["rounds"], warmup=timing["warmup"],
-                       clock=clock, chunk=args.chunk, progress=progress)
+    rt.timer.measure_chunked(list(files), lambda k: make(files[k]), entries, save,
+                             runs=timing["runs"], rounds=timing["rounds"],
+                             warmup=timing["warmup"], clock=meta["clock"], chunk=args.chunk,
+                             progress=progress)
     have = {n["file"] for n in networks}
     todo = [n for n in manifest["networks"] if n["file"] not in have]
     for start in range(0, len(todo), args.chunk):
         part = todo[start:start + args.chunk]
         sys.stderr.write(f"\rnetworks {len(networks)}/{len(manifest['networks'])}   ")
-        timed = rt.time_interleaved({n["file"]: make(n["file"]) for n in part},
-                                    timing["net_runs"], timing["rounds"], timing["warmup"], clock)
+        sessions = {n["file"]: make(n["file"]) for n in part}
+        timed = rt.timer.time_interleaved(sessions, timing["net_runs"], timing["rounds"],
+                                          timing["warmup"], meta["clock"])
+        for session in sessions.values():
+            session.close()
         networks += [{"role": n["role"], "arch": n["arch"], "file": n["file"],
-                      "measured": rt.summarize(timed[n["file"]])} for n in part]
+                      "measured": rt.timer.entry(timed[n["file"]])} for n in part]
         save()
     meta["complete"] = True
     save()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from edgessl.arch import Arch, Block
+import edgessl.arch
+from edgessl.arch import Arch, Block, register_space
 from edgessl.errors import BadInput
 from edgessl.spaces import get_space, list_spaces
 
@@ -64,6 +67,46 @@ def test_not_json_is_refused():
 def test_direct_construction_is_validated():
     with pytest.raises(BadInput, match="kernel 9"):
         Arch("mobilenet", 224, 1.0, ((Block(9, 3),) * 2,) * 5)
+
+
+def test_arch_validates_with_the_check_its_space_registered(monkeypatch):
+    monkeypatch.setattr(edgessl.arch, "_CHECKS", dict(edgessl.arch._CHECKS))
+    seen = []
+
+    def check(arch: Arch) -> None:
+        seen.append(arch.resolution)
+        if arch.resolution != 32:
+            raise BadInput(f"arch: resolution {arch.resolution} not in space 'toy'; allowed: 32")
+
+    with pytest.raises(BadInput, match="unknown space 'toy'; known: mobilenet, resnet"):
+        Arch("toy", 32, 1.0, ())
+    register_space("toy", check)
+    assert Arch.from_json(json.dumps({"format": "edgessl-arch/1", "space": "toy",
+                                      "resolution": 32, "width_mult": 1, "stages": []})).space
+    with pytest.raises(BadInput, match="resolution 64 not in space 'toy'"):
+        Arch("toy", 32, 1.0, ()).replace(resolution=64)
+    assert seen == [32, 32, 64]
+
+
+def test_arch_module_stands_without_the_spaces():
+    """edgessl.arch imports no space; an Arch is refused, naming the fix, until the spaces
+    are imported (which registers their checks)."""
+    code = (
+        "import sys\n"
+        "from edgessl.arch import Arch, Block\n"
+        "from edgessl.errors import BadInput\n"
+        "assert not [m for m in sys.modules if m.startswith('edgessl.spaces')]\n"
+        "stages = ((Block(3, 3),) * 2,) * 5\n"
+        "try:\n"
+        "    Arch('mobilenet', 224, 1.0, stages)\n"
+        "except BadInput as exc:\n"
+        "    print(exc)\n"
+        "import edgessl.spaces\n"
+        "print(Arch('mobilenet', 224, 1.0, stages))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out == ["unknown space 'mobilenet'; known: none registered (import edgessl.spaces)",
+                   "mobilenet@224w1.0:" + "|".join(["k3e3,k3e3"] * 5)]
 
 
 @pytest.mark.parametrize("name", list_spaces())

@@ -9,6 +9,7 @@ import pytest
 
 from edgessl.baselines import BASELINES
 from edgessl.cost.flops import build_reference_network, fvcore_macs, model_cost
+from edgessl.ops.specs import LinearSpec
 from edgessl.spaces import get_space, list_spaces
 
 N_ARCHS = 200
@@ -38,6 +39,24 @@ def test_analytic_cost_equals_fvcore_and_params(name):
         worst = max(worst, abs(macs - ref) / ref)
         assert params == sum(p.numel() for p in net.parameters()), str(arch)
     assert worst <= 1e-3
+
+
+@pytest.mark.parametrize("name", list_spaces())
+def test_public_block_specs_make_the_layout_and_the_cost(name):
+    """fixed_specs and block (what cost and latency code read) are the layout's pieces, and
+    cached: the same spec object for the same arguments."""
+    space = get_space(name)
+    for arch in _archs(name, 30, seed=3):
+        r, w = arch.resolution, arch.width_mult
+        pre, post = space.fixed_specs(r, w)
+        blocks = [space.block(r, w, i, j, b.kernel, b.expand)
+                  for i, stage in enumerate(arch.stages) for j, b in enumerate(stage)]
+        assert space.layout(arch).all() == [*pre, *blocks, *post]
+        specs = [*pre, *blocks, *post, LinearSpec(post[-1].out_ch, 1000)]
+        assert space.cost(arch) == tuple(map(sum, zip(*(s.cost() for s in specs), strict=True)))
+        assert space.fixed_specs(r, w)[0] is pre
+        i, j, b = 0, 0, arch.stages[0][0]
+        assert space.block(r, w, i, j, b.kernel, b.expand) is blocks[0]
 
 
 @pytest.mark.parametrize("name, published", [(b.name, b.published_mflops)

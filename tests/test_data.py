@@ -124,3 +124,55 @@ def test_local_crops_follow_the_global_views():
     set_epoch(custom, 0)
     assert next(iter(custom))[2].shape == (8, 3, 16, 16)
     assert local_resolution(224) == 96 and local_resolution(32) == 16
+
+
+@pytest.mark.parametrize("resolution", [32, 128, 224])
+def test_fast_blur_equals_torchvision(resolution):
+    """Same random sigma, same result as torchvision's 2-D convolution up to rounding."""
+    from torchvision.transforms import v2
+
+    from edgessl.data.transforms import GaussianBlur
+
+    kernel, sigma = blur_params(resolution)[0], (1.0, 2.0)
+    img = torch.randint(0, 256, (3, resolution, resolution - 8), dtype=torch.uint8,
+                        generator=torch.Generator().manual_seed(resolution))
+    outs = []
+    for blur in (GaussianBlur(kernel, sigma), v2.GaussianBlur(kernel, sigma)):
+        torch.manual_seed(0)
+        outs.append(blur(img))
+    diff = (outs[0].int() - outs[1].int()).abs()
+    assert outs[0].dtype == torch.uint8 and int(diff.max()) <= 1
+    assert float(diff.float().mean()) < 0.05
+    assert float((outs[0].float() - img.float()).abs().mean()) > 5  # it did blur
+
+
+def test_colour_jitter_through_pil_matches_torchvision():
+    """The same random factors as torchvision's ColorJitter on tensors; PIL's uint8 kernels
+    round differently by a few levels at most."""
+    from torchvision.transforms import v2
+
+    from edgessl.data.transforms import ColorJitter
+
+    img = torch.randint(0, 256, (3, 40, 40), dtype=torch.uint8,
+                        generator=torch.Generator().manual_seed(0))
+    for seed in range(5):
+        outs = []
+        for jitter in (ColorJitter(0.4, 0.4, 0.2, 0.1), v2.ColorJitter(0.4, 0.4, 0.2, 0.1)):
+            torch.manual_seed(seed)
+            outs.append(jitter(img).int())
+        diff = (outs[0] - outs[1]).abs().float()
+        assert diff.mean() < 1.5 and diff.max() <= 16
+        assert (outs[0] - img.int()).abs().float().mean() > 3  # it did jitter
+
+
+def test_path_list_is_compact_and_exact(tmp_path):
+    from edgessl.data.images import ImageSet, PathList
+
+    names = ["a/1.jpg", "b/ü 2.png", "c/d/3.webp"]
+    paths = PathList.from_strings(tmp_path, names)
+    assert [str(p) for p in paths] == [str(tmp_path / n) for n in names]
+    assert [p.name for p in paths.take([2, 0])] == ["3.webp", "1.jpg"]
+    both = PathList.concat([paths, PathList.from_strings(tmp_path / "x", ["y.jpg"])])
+    assert len(both) == 4 and str(both[3]) == str((tmp_path / "x" / "y.jpg").resolve())
+    legacy = ImageSet("x", paths=[tmp_path / n for n in names])  # plain lists still work
+    assert isinstance(legacy.paths, PathList) and legacy.paths[1].name == "ü 2.png"

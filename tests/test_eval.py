@@ -10,6 +10,7 @@ from test_train_fixtures import trained_run  # noqa: F401 - fixture
 from edgessl.checkpoint import save_model
 from edgessl.evaluate import knn_accuracy, linear_probe_accuracy, recalibrate_bn
 from edgessl.spaces import get_space
+from edgessl.supernet import Supernet
 
 
 def _clusters(n=40, seed=0):
@@ -57,7 +58,7 @@ def test_eval_cli_on_supernet_checkpoint(cli, trained_run):  # noqa: F811
 
 def test_eval_cli_on_standalone_model(cli, tmp_path):
     arch = get_space("mobilenet").smallest()
-    net = get_space("mobilenet").supernet().extract(arch)
+    net = Supernet(get_space("mobilenet")).extract(arch)
     save_model(tmp_path / "m.ckpt", arch, net, {"train_resolution": 16})
     r = cli("eval", tmp_path / "m.ckpt", "--data", "digits", "--protocol", "knn",
             "--bank-size", "200", "--test-size", "50", "--json")
@@ -77,3 +78,50 @@ def test_eval_refuses_bad_checkpoints(cli, tmp_path, trained_run):  # noqa: F811
     assert r.code == 2 and "truncated" in r.err and len(r.err.strip().splitlines()) == 1
     r = cli("eval", ckpt, "--data", "digits", "--protocol", "svm")
     assert r.code == 2 and "svm" in r.err
+
+
+def _overlapping(n: int, seed: int, classes: int = 10, dim: int = 32):
+    """Gaussian classes that overlap (an exact probe scores well below 100%)."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(classes, dim, generator=torch.Generator().manual_seed(99))
+    y = torch.arange(n) % classes
+    return centres[y] + 2.0 * torch.randn(n, dim, generator=g), y
+
+
+def test_minibatch_probe_reaches_the_exact_probe():
+    """The SGD path minimises the same objective as full-batch L-BFGS: within a point."""
+    (xtr, ytr), (xte, yte) = _overlapping(6000, 0), _overlapping(3000, 1)
+    exact = linear_probe_accuracy(xtr, ytr, xte, yte, method="lbfgs")
+    epochs = []
+    sgd = linear_probe_accuracy(xtr, ytr, xte, yte, method="sgd",
+                                progress=lambda done, total: epochs.append((done, total)))
+    assert 0.5 < exact < 0.97 and abs(sgd - exact) <= 0.01, (sgd, exact)
+    assert epochs[-1][0] == epochs[-1][1] == len(epochs)  # progress per epoch
+    # ``auto`` is exact up to EXACT_PROBE_MAX bank images, mini-batch above
+    import edgessl.evaluate.metrics as m
+
+    calls = []
+    assert linear_probe_accuracy(xtr, ytr, xte, yte, method="auto",
+                                 progress=lambda *a: calls.append(a)) == exact and not calls
+    m.EXACT_PROBE_MAX, saved = 1000, m.EXACT_PROBE_MAX
+    try:
+        linear_probe_accuracy(xtr, ytr, xte, yte, method="auto",
+                              progress=lambda *a: calls.append(a))
+    finally:
+        m.EXACT_PROBE_MAX = saved
+    assert calls
+
+
+def test_eval_states_bounded_sizes_and_totals(cli, trained_run, monkeypatch):  # noqa: F811
+    import edgessl.evaluate as ev
+
+    monkeypatch.setattr(ev, "BANK_SIZE", 300)  # the default bound, made small
+    r = cli("eval", trained_run / "last.ckpt", "--data", "digits", "--protocol", "knn",
+            "--test-size", "100", "--json")
+    assert r.code == 0, r
+    out = json.loads(r.out)
+    assert (out["bank_size"], out["bank_total"], out["test_size"], out["test_total"]) == \
+        (300, 1438, 100, 359)
+    r = cli("eval", trained_run / "last.ckpt", "--data", "digits", "--protocol", "knn",
+            "--bank-size", "5000", "--test-size", "100")
+    assert r.code == 0 and "1438 of 1438" in r.out and "100 of 359" in r.out

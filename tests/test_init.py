@@ -11,6 +11,7 @@ from edgessl.models import build_network
 from edgessl.ops import layers
 from edgessl.ops.init import RESIDUAL_BN, zero_init_residuals
 from edgessl.spaces import get_space
+from edgessl.supernet import Supernet
 from edgessl.train.model import build_backbone
 
 
@@ -53,7 +54,7 @@ def test_untrained_resnet18_sees_the_same_289_pixels_at_any_size(resolution):
     with zero branches the net is its stem plus strided 1x1 projections, which read fixed
     pixel bands (rows and columns 0-5 and 27-37) of whatever image they get."""
     space = get_space("resnet18")
-    net = space.supernet().extract(space.largest())
+    net = Supernet(space).extract(space.largest())
     zero_init_residuals(net)
     x = torch.randn(2, 3, resolution, resolution, requires_grad=True)
     net.eval()(x).sum().backward()

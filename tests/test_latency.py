@@ -9,11 +9,11 @@ import pytest
 
 from edgessl.arch import Arch
 from edgessl.cost.latency import BACKENDS, FORMAT, LatencyTable, boundary_keys
+from edgessl.deploy.bench import get_backend
 from edgessl.errors import BadInput
-from edgessl.profile.backends import BACKENDS as REGISTRY
-from edgessl.profile.backends import get_backend
 from edgessl.profile.blocks import Choices, enumerate_specs, sample_arch
-from edgessl.profile.validate import finalize, scores
+from edgessl.profile.validate import drift, finalize, recalibrated_overhead, scores
+from edgessl.runtime.backends import BACKENDS as REGISTRY
 from edgessl.spaces import get_space
 
 SPACE = get_space("mobilenet")
@@ -184,17 +184,97 @@ def test_backend_registry_matches_table_backends():
     assert tuple(REGISTRY) == BACKENDS
     with pytest.raises(BadInput, match="unknown backend 'npu'"):
         get_backend("npu")
+    with pytest.raises(BadInput, match="unknown backend 'coreml'"):
+        LatencyTable.from_dict({**synthetic().to_dict(), "backend": "coreml"})
 
 
 @pytest.mark.parametrize("name", ["tensorrt", "onnxruntime-cuda", "torch-cuda"])
 def test_unavailable_backends_are_bad_input(name):
-    backend = get_backend(name)
-    try:
-        backend.check()
-    except BadInput as exc:
-        assert name in str(exc)
-    else:
+    if REGISTRY[name].unavailable() is None:
         pytest.skip(f"{name} is available here")
+    with pytest.raises(BadInput, match=f"backend {name} is not available"):
+        get_backend(name)
+
+
+@pytest.mark.parametrize("overhead, needle", [
+    ({"per_resolution": {"224": {"offset_ms": 0.1}}}, "per_resolution['224'] lacks a numeric "
+                                                       "'scale'"),
+    ({"per_resolution": {"224": {"scale": 1.0}}}, "lacks a numeric 'offset_ms'"),
+    ({"per_resolution": {"224": {"scale": "1", "offset_ms": 0}}}, "numeric 'scale'"),
+    ({"all": {"scale": 1.0, "offset_ms": 0, "per_block_ms": None}}, "all lacks a numeric "
+                                                                     "'per_block_ms'"),
+    ({"per_resolution": {"224": 3}}, "fit per_resolution['224'] is not an object"),
+    ({"per_resolution": []}, "per_resolution must be an object"),
+    ("fit", "overhead must be an object"),
+])
+def test_table_with_a_broken_fit_is_refused(tmp_path, cli, overhead, needle):
+    """A fit lacking its terms is refused when the table is read (it used to be a KeyError in
+    the middle of a prediction): exit 2, one line, on every command that reads tables."""
+    table = synthetic(Choices.of(SPACE, [128], [1.0], [3], [3]))
+    data = table.to_dict()
+    data["overhead"] = overhead
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(BadInput, match=needle.replace("[", r"\[").replace("]", r"\]")):
+        LatencyTable.load(path)
+    arch = sample_arch(SPACE, Choices.of(SPACE, [128], [1.0], [3], [3]),
+                       np.random.default_rng(0), 128)
+    arch.save(tmp_path / "a.json")
+    for args in (("cost", tmp_path / "a.json", "--latency-table", path),
+                 ("profile", "--check", path)):
+        r = cli(*args)
+        assert r.code == 2 and r.err.startswith("error: ") and r.err.count("\n") == 1, r
+        assert "overhead" in r.err
+
+
+def test_recalibration_recovers_a_drift_that_grows_with_resolution():
+    """A device 10% slower at 128 px and 21% slower at 224 px than the table (log-linear in
+    between): ten subnets recover the correction, and the new terms predict every arch, also
+    at the resolutions no subnet was measured at, as the table times c(r)."""
+    choices = Choices.of(SPACE, [128, 160, 192, 224])
+    table = synthetic(choices)
+    table.meta["resolutions"] = [128, 160, 192, 224]
+    table.overhead = {"per_resolution": {"224": {"scale": 0.9, "per_block_ms": 0.02,
+                                                 "offset_ms": 0.1}},
+                      "all": {"scale": 1.0, "per_block_ms": 0.0, "offset_ms": 0.05}}
+    table._cache.clear()
+    truth = {r: float(np.exp(np.log(1.1) + (np.log(1.21) - np.log(1.1)) * (r - 128) / 96))
+             for r in (128, 160, 192, 224)}
+    rng = np.random.default_rng(7)
+    samples = []
+    for r in [128] * 5 + [224] * 5:
+        arch = SPACE.sample(rng, r)
+        samples.append((r, table.predict(arch), truth[r] * table.predict(arch)))
+    new = recalibrated_overhead(table, samples)
+    for r in (128, 160, 192, 224):
+        assert new["corrections"][str(r)] == pytest.approx(truth[r], rel=1e-5)
+    after = LatencyTable(dict(table.meta), table.entries, new)
+    for r in (128, 160, 192, 224):
+        arch = SPACE.sample(rng, r)
+        assert after.predict(arch) == pytest.approx(truth[r] * table.predict(arch), rel=1e-5)
+    assert new["per_resolution"]["128"]["n"] == 5 and new["per_resolution"]["160"]["n"] == 0
+    # one resolution measured: one factor (the median), applied everywhere
+    flat = recalibrated_overhead(table, [(128, 1.0, 1.2), (128, 1.0, 1.1), (128, 1.0, 1.5)])
+    assert list(flat["corrections"].values()) == pytest.approx([1.2] * 4)
+    assert drift(np.array([1.0, 2.0, 4.0]), np.array([1.1, 2.0, 5.0])) == 1.1
+
+
+def test_finalize_keeps_a_recalibrated_fit():
+    """A re-calibrated table refits from its re-calibration subnets and base fit, not from
+    calibration subnets it no longer has (resuming it must not wipe the fit)."""
+    table = synthetic()
+    base = {"per_resolution": {}, "all": {"scale": 1.0, "per_block_ms": 0.0, "offset_ms": 0.0}}
+    table.overhead = dict(base)
+    rng = np.random.default_rng(2)
+    for role in ("recalibrate", "recalibrate", "recalibrate", "validate"):
+        arch = SPACE.sample(rng, 224)
+        table.networks.append({"role": role, "arch": arch.to_dict(),
+                               "measured": {"median_ms": 1.25 * table.raw_sum(arch)}})
+    table.meta["recalibrated"] = {"base_overhead": base}
+    finalize(table)
+    assert table.overhead["corrections"]["224"] == pytest.approx(1.25)
+    assert table.validation["all"]["mape"] == pytest.approx(0, abs=1e-5)
+    assert table.validation["held_out"]
 
 
 def test_choices_are_checked():

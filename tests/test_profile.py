@@ -11,7 +11,7 @@ import pytest
 from edgessl.arch import Arch, Block
 from edgessl.cost.latency import LatencyTable
 from edgessl.errors import BadInput
-from edgessl.profile import backends
+from edgessl.profile import measure
 from edgessl.profile.blocks import Choices, enumerate_specs, sample_arch
 from edgessl.profile.measure import Settings, profile
 from edgessl.spaces import get_space
@@ -91,16 +91,16 @@ def test_missing_entry_and_wrong_space_backend_version(measured, tmp_path, cli):
 def test_resume_after_interrupt(tmp_path, monkeypatch):
     path = tmp_path / "resume.json"
     settings = Settings(**TINY, **FAST, chunk=4)
-    real = backends.Backend.runner
+    real = measure.module_session
     calls = []
 
-    def flaky(self, module, shape, threads, dtype):
-        calls.append(shape)
+    def flaky(*args, **kwargs):
+        calls.append(1)
         if len(calls) == 11:
             raise KeyboardInterrupt
-        return real(self, module, shape, threads, dtype)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(backends.Backend, "runner", flaky)
+    monkeypatch.setattr(measure, "module_session", flaky)
     with pytest.raises(KeyboardInterrupt):
         profile(settings, path)
     partial = json.loads(path.read_text())
@@ -108,8 +108,8 @@ def test_resume_after_interrupt(tmp_path, monkeypatch):
     with pytest.raises(BadInput, match="unfinished"):
         LatencyTable.load(path).predict(tiny_arch())
     calls.clear()
-    monkeypatch.setattr(backends.Backend, "runner", real)
-    monkeypatch.setattr(backends.Backend, "runner", lambda *a: (calls.append(1), real(*a))[1])
+    monkeypatch.setattr(measure, "module_session",
+                        lambda *a, **k: (calls.append(1), real(*a, **k))[1])
     table = profile(settings, path)
     assert table.complete and len(calls) == len(table.entries) - 8
     for key, value in partial["entries"].items():
@@ -153,6 +153,108 @@ def test_cli_profile_json_and_bad_options(tmp_path, cli):
 ])
 def test_cli_profile_more_bad_options(tmp_path, cli, args, needle):
     subs = {"{tmp}": str(tmp_path), "{x}": str(tmp_path / "x.json")}
+    r = cli("profile", *[subs.get(a, a) for a in args])
+    assert r.code == 2 and needle in r.err, (args, r)
+    assert r.err.startswith("error: ") and r.err.count("\n") == 1 and r.out == "", r
+    assert not (tmp_path / "x.json").exists()
+
+
+# ---- profile --check and --recalibrate on the measured tiny table -------------------------------
+CHEAP = ["--net-runs", "3", "--rounds", "1", "--warmup", "1"]
+
+
+def test_check_times_fresh_exported_subnets_against_the_table(measured, tmp_path):
+    from edgessl.deploy.onnx import describe_onnx
+    from edgessl.profile.check import CheckSettings, check
+
+    table, path = measured
+    keep = tmp_path / "keep"
+    report = check(path, CheckSettings(subnets=2, net_runs=3, rounds=1, warmup=1, keep=keep),
+                   plot=tmp_path / "c.png")
+    nets = report["networks"]
+    old = {Arch.from_dict(n["arch"]).to_json() for n in table.networks}
+    archs = [Arch.from_dict(n["arch"]) for n in nets]
+    assert len(archs) == 2 and len({a.to_json() for a in archs}) == 2
+    assert not old & {a.to_json() for a in archs}  # fresh: none the table fitted or validated
+    for i, (net, arch) in enumerate(zip(nets, archs, strict=True)):
+        assert arch.resolution == 128 and {(b.kernel, b.expand) for s in arch.stages
+                                           for b in s} == {(3, 3)}  # the table's sub-space
+        assert net["predicted_ms"] == pytest.approx(table.predict(arch), abs=1e-6)
+        assert net["measured"]["count"] == 3  # --net-runs given; else the table's timing
+        kept = describe_onnx(keep / f"{i:04d}.onnx")  # the file edgessl export writes
+        assert kept["inputs"][0]["shape"] == [1, 3, 128, 128] and kept["opset"]["ai.onnx"] == 20
+        assert Arch.load(keep / f"{i:04d}.arch.json") == arch
+    ratios = [n["measured"]["median_ms"] / n["predicted_ms"] for n in nets]
+    res = report["results"]
+    assert res["128"]["n"] == 2 and res["all"]["drift"] == pytest.approx(np.median(ratios),
+                                                                         abs=1e-4)
+    errors = [abs(1 / r - 1) for r in ratios]
+    assert res["128"]["within_10pct"] == np.mean([e <= 0.10 for e in errors])
+    assert res["128"]["mape"] == pytest.approx(np.mean(errors), abs=1e-4)
+    assert report["timing"]["net_runs"] == 3 and report["clock"] == table.meta["clock"]
+    assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_cli_check_json_and_table(measured, cli, tmp_path, monkeypatch):
+    _, path = measured
+    monkeypatch.chdir(tmp_path)
+    r = cli("profile", "--check", path, "--subnets", 1, *CHEAP, "--json")
+    assert r.code == 0, r
+    report = json.loads(r.out)
+    assert set(report["results"]) == {"128", "all"}
+    assert [sorted(n) for n in report["networks"]] == [["arch", "measured", "predicted_ms",
+                                                         "role"]]
+    assert report["plot"] == "tiny-check.png" and (tmp_path / "tiny-check.png").is_file()
+    assert report["backend"] == "onnxruntime-cpu" and report["subnets_per_resolution"] == 1
+
+
+def test_recalibrate_refits_from_few_subnets_and_records_where(measured, cli, tmp_path):
+    from edgessl.profile.check import TAG_CHECK, fresh_archs, sha256_of
+
+    table, path = measured
+    before = path.read_bytes()
+    new_path = tmp_path / "new.json"
+    r = cli("profile", "--recalibrate", path, "--subnets", 2, "--validate", 1, *CHEAP,
+            "--out", new_path, "--json")
+    assert r.code == 0, r
+    report = json.loads(r.out)
+    assert path.read_bytes() == before  # the source table is never written
+    new = LatencyTable.load(new_path)
+    rec = new.meta["recalibrated"]
+    assert rec["from"] == str(path) and rec["from_sha256"] == sha256_of(path)
+    assert rec["subnets"] == 2 and rec["base_overhead"] == table.overhead
+    assert [n["role"] for n in new.networks].count("recalibrate") == 2
+    assert [n["role"] for n in new.networks].count("validate") == 1
+    c = report["corrections"]["128"]
+    assert new.overhead["corrections"]["128"] == c
+    arch = tiny_arch(11)
+    assert new.predict(arch) == pytest.approx(c * table.predict(arch), rel=1e-4)
+    assert report["before"]["128"]["n"] == report["after"]["128"]["n"] == 1
+    assert new.validation["per_resolution"]["128"]["mape"] == report["after"]["128"]["mape"]
+    assert new_path.with_suffix(".png").is_file()
+    # a later --check of the new table scores other subnets than the ones it was fitted on
+    fitted = {Arch.from_dict(n["arch"]).to_json() for n in new.networks}
+    assert not fitted & {a.to_json() for a in fresh_archs(new, {128: 3}, 1, TAG_CHECK)}
+    r = cli("profile", "--recalibrate", path, "--out", new_path)
+    assert r.code == 2 and "exists" in r.err  # nothing already written is overwritten
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--check", "{x}"], "not found"),
+    (["--check", "{t}", "--threads", "2"], "--threads 2 does not match the table's threads 1"),
+    (["--check", "{t}", "--dtype", "fp16"], "--dtype fp16 does not match"),
+    (["--check", "{t}", "--kernel", "5"], "--kernel applies when measuring a table"),
+    (["--check", "{t}", "--resolution", "224"], "--resolution 224: the table covers 128"),
+    (["--check", "{t}", "--subnets", "0"], "--subnets 0 must be at least 1"),
+    (["--check", "{t}", "--out", "{x}"], "exactly one of"),
+    (["--recalibrate", "{t}", "--subnets", "11", "--out", "{x}"], "--subnets 11"),
+    (["--recalibrate", "{t}"], "--recalibrate needs --out"),
+    (["--recalibrate", "{t}", "--out", "{t}"], "is the table itself"),
+    (["--recalibrate", "{t}", "--validate", "0", "--out", "{x}"], "--validate 0"),
+    (["--subnets", "3", "--out", "{x}"], "--subnets goes with --check"),
+])
+def test_cli_check_and_recalibrate_refusals(measured, cli, tmp_path, args, needle):
+    subs = {"{t}": str(measured[1]), "{x}": str(tmp_path / "x.json")}
     r = cli("profile", *[subs.get(a, a) for a in args])
     assert r.code == 2 and needle in r.err, (args, r)
     assert r.err.startswith("error: ") and r.err.count("\n") == 1 and r.out == "", r

@@ -15,6 +15,7 @@ from edgessl.cost.latency import LatencyTable
 from edgessl.errors import BadInput
 from edgessl.search import Budget, Constraints, SearchConfig, run_search
 from edgessl.spaces import get_space
+from edgessl.supernet import Supernet
 
 TINY = ["--population", "6", "--generations", "2", "--proxy-bank", "60", "--proxy-val", "30",
         "--device", "cpu"]
@@ -25,7 +26,7 @@ def supernet_ckpt(tmp_path_factory):
     """A mobilenet supernet checkpoint in the training format (random weights: the search
     mechanics do not depend on training; test_e2e uses a really trained one)."""
     torch.manual_seed(0)
-    net = get_space("mobilenet").supernet()
+    net = Supernet(get_space("mobilenet"))
     path = tmp_path_factory.mktemp("sn") / "last.ckpt"
     save_checkpoint(path, {"format": TRAIN_FORMAT, "kind": "supernet", "space": "mobilenet",
                            "backbone": net.state_dict(), "resolution": 32,
@@ -39,10 +40,11 @@ def synthetic_table(space_name: str, resolution: int, path) -> LatencyTable:
     space = get_space(space_name)
     entries = {}
     for w in space.width_mults:
-        specs = [*space._pre(resolution, w), *space._post(resolution, w)]
+        pre, post = space.fixed_specs(resolution, w)
+        specs = [*pre, *post]
         for i, dmax in enumerate(space.max_depths):
             for j in range(dmax):
-                specs += [space._block(resolution, w, i, j, k, e)
+                specs += [space.block(resolution, w, i, j, k, e)
                           for k in space.kernels for e in space.expands]
         for s in specs:
             entries[s.key] = {"median_ms": s.cost()[0] * 1e-8 + 0.01, "p10_ms": 0, "p90_ms": 0,

@@ -11,13 +11,14 @@ import torch
 
 from edgessl.checkpoint import TRAIN_FORMAT, save_checkpoint
 from edgessl.spaces import get_space
+from edgessl.supernet import Supernet
 
 
 def test_two_rank_search_matches_one_process(tmp_path):
     torch.manual_seed(3)
     ckpt = tmp_path / "sn.ckpt"
     save_checkpoint(ckpt, {"format": TRAIN_FORMAT, "kind": "supernet", "space": "mobilenet",
-                           "backbone": get_space("mobilenet").supernet().state_dict(),
+                           "backbone": Supernet(get_space("mobilenet")).state_dict(),
                            "resolution": 32, "config": {"resolution": 32}})
     args = ["search", "--budget-mflops", "400", "--supernet", str(ckpt), "--population", "6",
             "--generations", "2", "--proxy-bank", "60", "--proxy-val", "30", "--device", "cpu",

@@ -39,7 +39,7 @@ def _rank(rank: int, init: str, out: str) -> None:
             results[name] = (total / WORLD, local[0].grad, local[1].grad)
         torch.save(results, f"{out}/rank{rank}.pt")
         # no rank tears gloo down while the other still finishes its last collective (as
-        # edgessl.train.distributed.shutdown does); without it a rank aborted now and then
+        # edgessl.dist.shutdown does); without it a rank aborted now and then
         dist.barrier()
     finally:
         dist.destroy_process_group()

@@ -9,6 +9,7 @@ from torch import nn
 
 from edgessl.errors import BadInput
 from edgessl.spaces import get_space, list_spaces
+from edgessl.supernet import Supernet
 
 PLAIN = (nn.Conv2d, nn.BatchNorm2d, nn.Linear, nn.ReLU, nn.Hardswish, nn.Hardsigmoid,
          nn.MaxPool2d, nn.Identity, nn.Sequential)
@@ -26,7 +27,7 @@ def _randomise_bn(net: nn.Module, gen: torch.Generator) -> None:
 def _eval_supernet(space, bn_seed: int):
     """A seeded supernet in eval mode with random (non-trivial) BatchNorm statistics."""
     torch.manual_seed(0)
-    net = space.supernet().eval()
+    net = Supernet(space).eval()
     _randomise_bn(net, torch.Generator().manual_seed(bn_seed))
     return net
 
@@ -58,7 +59,7 @@ def test_extracted_subnet_equals_active_supernet(name):
 
 def test_extracted_layers_hold_only_plain_torch_parameters():
     space = get_space("mobilenet")
-    sub = space.supernet().extract(space.smallest(128))
+    sub = Supernet(space).extract(space.smallest(128))
     kinds = {type(m) for m in sub.modules()}
     leaf = {k for k in kinds if not list(k.__mro__[1:2]) or k.__module__.startswith("torch")}
     assert leaf <= set(PLAIN) | {nn.Module}
@@ -67,7 +68,7 @@ def test_extracted_layers_hold_only_plain_torch_parameters():
 
 def test_sharing_smaller_subnets_use_leading_weights():
     space = get_space("mobilenet")
-    net = space.supernet()
+    net = Supernet(space)
     small, large = net.extract(space.smallest(224)), net.extract(space.largest(224))
     w_small = small.features[2].depthwise[0].weight  # first elastic block, kernel 3
     w_large = large.features[2].depthwise[0].weight  # same block, kernel 7
@@ -75,14 +76,14 @@ def test_sharing_smaller_subnets_use_leading_weights():
 
 
 def test_wrong_space_arch_is_refused():
-    net = get_space("resnet").supernet()
+    net = Supernet(get_space("resnet"))
     with pytest.raises(BadInput, match="space 'mobilenet'"):
         net.set_active(get_space("mobilenet").smallest(128))
 
 
 def test_supernet_trains_through_active_subnet():
     space = get_space("resnet")
-    net = space.supernet().train()
+    net = Supernet(space).train()
     net.set_active(space.smallest(128))
     loss = net(torch.randn(4, 3, 32, 32)).pow(2).mean()
     loss.backward()

@@ -1,4 +1,5 @@
-"""A run killed with SIGKILL mid-epoch and resumed ends bit-identical to an uninterrupted run."""
+"""A run killed with SIGKILL mid-epoch and resumed ends bit-identical to an uninterrupted run,
+and its restart removes the temp files of killed saves."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 from test_train_fixtures import TINY, edgessl_cmd, run_subprocess, subprocess_env
 
 from edgessl.checkpoint import load_checkpoint
+from edgessl.utils import TMP_SUFFIX
 
 # 4 steps per epoch (64 images / 16), 2 epochs, a checkpoint every step, BYOL (EMA target too)
 RUN = (*TINY, "--subset", "64", "--ssl", "byol", "--epochs", "2", "--ckpt-every", "1",
@@ -46,9 +48,12 @@ def test_sigkill_then_resume_is_bit_exact(tmp_path):
     proc.wait()
     killed_at = load_checkpoint(tmp_path / "B" / "last.ckpt")["step"]
     assert 1 <= killed_at < 8
+    stale = tmp_path / "B" / f".last.ckpt.999999999.abcd{TMP_SUFFIX}"  # a save killed mid-write
+    stale.write_bytes(b"\0" * 1000)
 
     resumed = run_subprocess("train", "--out", tmp_path / "B", "--resume", "--workers", "0")
     assert resumed.returncode == 0, resumed.stderr
+    assert not list((tmp_path / "B").glob(f"*{TMP_SUFFIX}"))
     a = load_checkpoint(tmp_path / "A" / "last.ckpt")
     b = load_checkpoint(tmp_path / "B" / "last.ckpt")
     assert a["step"] == b["step"] == 8

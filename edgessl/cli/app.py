@@ -6,8 +6,11 @@ Exit codes: 0 success, 2 bad input (one line naming the bad value), 1 runtime fa
 
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -28,6 +31,18 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+_registered = False
+
+
+def register_commands() -> None:
+    """Import every command module beside this one once; each registers its own commands."""
+    global _registered
+    if not _registered:
+        modules = pkgutil.iter_modules([str(Path(__file__).parent)])
+        for info in sorted(modules, key=lambda i: i.name):
+            if info.name not in ("app", "common"):
+                importlib.import_module(f"edgessl.cli.{info.name}")
+        _registered = True
 
 
 def print_json(obj: Any) -> None:
@@ -44,8 +59,6 @@ def _error(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the app, map errors to one line and an exit code."""
-    from edgessl.cli import register_commands
-
     register_commands()
     command = typer.main.get_command(app)
     try:

@@ -32,7 +32,9 @@ def export_cmd(
              "(random-init weights) or a baseline name.")],
     out: Annotated[str, typer.Option("--out", help="Output folder.")],
     onnx: Annotated[bool, typer.Option(
-        "--onnx", help="Write the ONNX model (always done: TensorRT is built from it).")] = True,
+        "--onnx", help="Write the verified ONNX model(s): what export makes by default, "
+                       "stated explicitly; --tensorrt alone implies this step (the engine is "
+                       "built from the ONNX).")] = False,
     tensorrt: Annotated[bool, typer.Option(
         "--tensorrt", help="Also build a TensorRT engine (needs the tensorrt extra).")] = False,
     fp16: Annotated[bool, typer.Option(
@@ -86,9 +88,9 @@ def export_cmd(
     if macs["analytic_mflops"] is not None:
         line += f"; analytic backbone: {macs['analytic_mflops']:.2f}"
     console.print(line)
-    trt = report["tensorrt"]
-    console.print(f"TensorRT: {'engine ' + trt['engine'] if trt.get('engine') else ''}"
-                  f"{' ready, see ' + trt['trtexec'] if trt['ready'] else trt.get('reason')}")
+    part = report["tensorrt"]
+    console.print(f"TensorRT: {'engine ' + part['engine'] if part.get('engine') else ''}"
+                  f"{' ready, see ' + part['trtexec'] if part['ready'] else part.get('reason')}")
 
 
 @app.command("bench")
@@ -105,13 +107,21 @@ def bench_cmd(
     batch: Annotated[int, typer.Option("--batch", help="Batch size.")] = 1,
     threads: Annotated[int | None, typer.Option(
         "--threads", help="CPU threads (default: the runtime's choice).")] = None,
-    runs: Annotated[int, typer.Option("--runs", help="Timed rounds.")] = 50,
-    warmup: Annotated[int, typer.Option("--warmup", help="Untimed warm-up rounds.")] = 10,
+    runs: Annotated[int, typer.Option("--runs", help="Timed runs per model.")] = 50,
+    rounds: Annotated[int, typer.Option(
+        "--rounds", help="Interleaved rounds the runs are split over (rotating order).")] = 10,
+    warmup: Annotated[int, typer.Option(
+        "--warmup", help="Untimed runs before a model's first timed round (and a quarter of "
+                         "them before each later one).")] = 10,
+    clock: Annotated[str, typer.Option(
+        "--clock", help="auto (thread CPU time with --threads 1 on a CPU backend, as latency "
+                        "tables do; else wall), wall or cpu.")] = "auto",
     resolution: ResolutionOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Latency of MODEL and --against models, measured side by side in one run (interleaved
-    rounds), with median/p90/p99, throughput and the ratio to MODEL.
+    rounds, the timer latency tables use), with median/p90/p99, throughput and the ratio to
+    MODEL.
 
     Example:
 
@@ -125,18 +135,19 @@ def bench_cmd(
     models = [model, *(m.strip() for m in against.split(",") if m.strip())]
     if len(set(models)) != len(models):
         raise BadInput(f"a model appears twice in {', '.join(models)}")
-    with _progress(runs, "preparing") as (progress, task):
+    with _progress(min(rounds, runs), "preparing") as (progress, task):
         report = bench(models, backend, batch, threads, runs, warmup, resolution,
                        on_round=lambda _r: progress.update(task, description="timing",
                                                            advance=1),
                        on_prepare=lambda m: progress.update(task,
-                                                            description=f"preparing {m}"))
+                                                            description=f"preparing {m}"),
+                       rounds=rounds, clock=clock)
     if json:
         print_json(report)
         return
     table = Table("model", "median ms", "p90 ms", "p99 ms", "images/s", "ratio",
                   title=f"{report['backend']}, batch {batch}, {report['resolution']}px, "
-                        f"{runs} runs, threads {threads or 'default'}")
+                        f"{runs} runs, threads {threads or 'default'}, clock {report['clock']}")
     for r in report["results"]:
         table.add_row(r["model"], f"{r['median_ms']:.3f}", f"{r['p90_ms']:.3f}",
                       f"{r['p99_ms']:.3f}", f"{r['throughput_ips']:.1f}", f"{r['ratio']:.2f}x")

@@ -29,6 +29,10 @@ def search(
     data: Annotated[str, typer.Option(
         "--data", help="digits, fashion-mnist or an image folder (labels: kNN proxy; "
                        "none: label-free proxy).")] = "digits",
+    val_data: Annotated[str | None, typer.Option(
+        "--val-data", help="The validation folder of --data, if not DATA/val: --data is then "
+                           "wholly training images (the proxy holds out part of them).")
+    ] = None,
     objectives: Annotated[str, typer.Option(
         "--objectives", help="Comma list from accuracy, mflops, latency.")] = "accuracy,mflops",
     population: Annotated[int, typer.Option("--population", help="NSGA-II population.")] = 16,
@@ -67,7 +71,7 @@ def search(
                                                    if o.strip()),
                        population=population, generations=generations, seed=seed,
                        resolution=resolution, proxy_resolution=proxy_resolution, device=device,
-                       bank=proxy_bank, val=proxy_val)
+                       bank=proxy_bank, val=proxy_val, val_data=val_data)
     session = SearchSession(cfg)
     columns = [TextColumn("[bold]search"), BarColumn(), TextColumn("gen {task.completed}/"
                "{task.total}"), TextColumn("{task.fields[status]}"), TimeElapsedColumn(),

@@ -67,6 +67,10 @@ def train_cmd(
     warmup_epochs: Annotated[float | None, typer.Option("--warmup-epochs")] = None,
     num_sampled: Annotated[int | None, typer.Option(
         "--num-sampled", help="Random subnets per step besides the smallest (default 2).")] = None,
+    slow_start: Annotated[float | None, typer.Option(
+        "--slow-start", help="Fraction of the steps that train the largest subnet alone "
+                             "before the sandwich rule starts (SlimCLR's slow start; "
+                             "default 0).")] = None,
     clip_grad: Annotated[float | None, typer.Option(
         "--clip-grad", help="Max gradient norm (0: off).")] = None,
     temperature: Annotated[float | None, typer.Option(
@@ -112,7 +116,8 @@ def train_cmd(
 
     given = dict(data=data, out=out, ssl=ssl, space=space, epochs=epochs, batch_size=batch_size,
                  resolution=resolution, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
-                 warmup_epochs=warmup_epochs, num_sampled=num_sampled, clip_grad=clip_grad,
+                 warmup_epochs=warmup_epochs, num_sampled=num_sampled, slow_start=slow_start,
+                 clip_grad=clip_grad,
                  temperature=temperature, target_momentum=target_momentum,
                  min_scale=min_scale, local_crops=local_crops,
                  local_resolution=local_resolution, subset=subset, max_steps=max_steps,
@@ -158,10 +163,19 @@ def eval_cmd(
     protocol: Annotated[str, typer.Option("--protocol", help="knn, linear or both.")] = "both",
     resolution: ResolutionOpt = None,
     bank_size: Annotated[int | None, typer.Option(
-        "--bank-size", help="Labelled train images used (default all).")] = None,
+        "--bank-size", help="Labelled train images used, a fixed random sample (default "
+                            "10000; the output states the total).")] = None,
     test_size: Annotated[int | None, typer.Option(
-        "--test-size", help="Test images used (default all).")] = None,
+        "--test-size", help="Test images used, a fixed random sample (default 10000).")] = None,
+    val_data: Annotated[str | None, typer.Option(
+        "--val-data", help="Labelled folder to score on (default: DATA/val or DATA/test of a "
+                           "train/val layout, else a fixed 20% of --data).")] = None,
     k: Annotated[int, typer.Option("--k", help="Neighbours for kNN.")] = 20,
+    probe: Annotated[str, typer.Option(
+        "--probe", help="Linear probe fit: auto (exact L-BFGS up to 20000 bank images, else "
+                        "mini-batch on the device), lbfgs or sgd.")] = "auto",
+    workers: Annotated[int | None, typer.Option(
+        "--workers", help="Data loader workers (default: 8 with a GPU, 0 on CPU).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for --init random.")] = 0,
     device: DeviceOpt = "auto",
     json: JsonOpt = False,
@@ -171,25 +185,35 @@ def eval_cmd(
 
     Example: edgessl eval runs/digits/last.ckpt --arch smallest --data digits --json
     """
-    from edgessl.evaluate import PROTOCOLS, STAGES, evaluate_backbone, load_backbone
+    from edgessl.dist import resolve_device
+    from edgessl.evaluate import (
+        BANK_SIZE,
+        TEST_SIZE,
+        check_eval_options,
+        evaluate_backbone,
+        load_backbone,
+    )
     from edgessl.train import default_resolution
-    from edgessl.train.distributed import resolve_device
+    from edgessl.train.config import check_seed
 
     if init not in ("trained", "random"):
         raise BadInput(f"--init {init!r}; allowed: trained, random")
-    if protocol not in PROTOCOLS:
-        raise BadInput(f"unknown --protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    check_seed(seed)
+    check_eval_options(32 if resolution is None else resolution, bank_size, test_size, k,
+                       protocol, probe, workers)
     dev = resolve_device(device)
     model, info = load_backbone(ckpt, arch, init_random=init == "random", seed=seed)
-    res = resolution or info.get("resolution")
+    res = resolution if resolution is not None else info.get("resolution")
     if res is None:
         from edgessl.data import open_dataset
 
-        res = default_resolution(open_dataset(data, "test").native_size)
+        res = default_resolution(open_dataset(data, "test", val_data).native_size)
     with LazyProgress("eval") as bar:
         result = evaluate_backbone(
-            model, data, int(res), protocol, bank_size, test_size, dev, k=k,
-            on_stage=lambda stage: bar.update(STAGES.index(stage), len(STAGES), stage))
+            model, data, int(res), protocol, BANK_SIZE if bank_size is None else bank_size,
+            TEST_SIZE if test_size is None else test_size,
+            dev, k=k, val_data=val_data, workers=workers, probe=probe,
+            on_stage=lambda stage, done, total: bar.update(done, total, stage))
     result = {"checkpoint": ckpt, "model": info["name"], "kind": info["kind"], "init": init,
               **result}
     if json:
@@ -203,3 +227,7 @@ def eval_cmd(
     table.add_row(result["model"], init, str(res), fmt(result.get("knn")),
                   fmt(result.get("linear")))
     console.print(table)
+    skipped = (f"; {result['skipped_images']} unreadable images skipped"
+               if result["skipped_images"] else "")
+    console.print(f"bank {result['bank_size']} of {result['bank_total']} training images, "
+                  f"test {result['test_size']} of {result['test_total']}{skipped}")

@@ -17,6 +17,7 @@ from torch import nn
 from edgessl.arch import Arch
 from edgessl.baselines import get_baseline
 from edgessl.errors import BadInput
+from edgessl.spaces import get_space
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,6 @@ def _baseline_cost(name: str, resolution: int) -> tuple[int, int]:
 def model_cost(model: Arch | str, resolution: int | None = None) -> ModelCost:
     """Cost of an Arch (analytic) or a baseline name (counted; default resolution 224)."""
     if isinstance(model, Arch):
-        from edgessl.spaces import get_space
-
         space = get_space(model.space)
         if resolution is not None and resolution != model.resolution:
             model = model.replace(resolution=resolution)

@@ -30,9 +30,12 @@ import numpy as np
 
 from edgessl.arch import Arch
 from edgessl.errors import BadInput
+from edgessl.runtime.backends import BACKENDS as _REGISTRY
+from edgessl.spaces import get_space
 
 FORMAT = "edgessl-latency/1"
-BACKENDS = ("onnxruntime-cpu", "onnxruntime-cuda", "torch-cpu", "torch-cuda", "tensorrt")
+BACKENDS = tuple(_REGISTRY)  # the one backend registry's names (edgessl.runtime.backends)
+FIT_TERMS = ("scale", "offset_ms")  # what every fit of ``overhead`` needs (per_block_ms optional)
 _REQUIRED = ("format", "space", "backend", "threads", "batch", "dtype", "resolutions", "entries")
 
 
@@ -115,6 +118,7 @@ class LatencyTable:
             med = e.get("median_ms") if isinstance(e, dict) else None
             if not isinstance(med, (int, float)) or isinstance(med, bool) or not med >= 0:
                 raise BadInput(f"{where}: entry {key!r} has no valid median_ms")
+        _check_overhead(data.get("overhead"), where)
         meta = {k: v for k, v in data.items()
                 if k not in ("entries", "overhead", "validation", "networks")}
         return cls(meta, dict(entries), dict(data.get("overhead") or {}),
@@ -169,18 +173,14 @@ class LatencyTable:
         """Stem, fixed blocks and head of one (resolution, width): their corrected sum."""
         key = ("fixed", r, w)
         if key not in self._cache:
-            from edgessl.spaces import get_space
-
             sp = get_space(self.space)
-            pre, post = sp._pre(r, w), sp._post(r, w)
+            pre, post = sp.fixed_specs(r, w)
             total = sum(self.entry_ms(s.key) - self._boundary_ms(s) for s in (*pre, *post[:-1]))
             self._cache[key] = total + self.entry_ms(post[-1].key)
         return self._cache[key]
 
     def _block_ms(self, r: int, w: float, i: int, j: int, k: int, e: float) -> float:
-        from edgessl.spaces import get_space
-
-        spec = get_space(self.space)._block(r, w, i, j, k, e)
+        spec = get_space(self.space).block(r, w, i, j, k, e)
         return self.entry_ms(spec.key) - self._boundary_ms(spec)
 
     def raw_sum(self, arch: Arch) -> float:
@@ -202,8 +202,6 @@ class LatencyTable:
         r, w = arch.resolution, arch.width_mult
         lut = self._cache.get((r, w))
         if lut is None:
-            from edgessl.spaces import get_space
-
             slots = [[{} for _ in range(d)] for d in get_space(self.space).max_depths]
             lut = self._cache[(r, w)] = (self._fixed_ms(r, float(w)), slots)
         total, stages = lut
@@ -233,11 +231,9 @@ class LatencyTable:
         """How many layout specs (stem, blocks, head) the Arch has: the per-block term's count."""
         key = ("nfixed", arch.resolution, arch.width_mult)
         if key not in self._cache:
-            from edgessl.spaces import get_space
-
             sp = get_space(self.space)
             r, w = arch.resolution, float(arch.width_mult)
-            self._cache[key] = len(sp._pre(r, w)) + len(sp._post(r, w))
+            self._cache[key] = sum(map(len, sp.fixed_specs(r, w)))
         return self._cache[key] + sum(len(s) for s in arch.stages)
 
     def predict(self, model: Arch | str) -> float:
@@ -254,8 +250,6 @@ class LatencyTable:
         """Arrays for :meth:`predict_genes`: block ms [res, width, stage, slot, kernel, expand]
         (NaN where the table has no entry), fixed ms [res, width], scale/offset [res]."""
         if "genes" not in self._cache:
-            from edgessl.spaces import get_space
-
             sp = get_space(self.space)
             shape = (len(sp.resolutions), len(sp.width_mults), sp.n_stages, max(sp.max_depths),
                      len(sp.kernels), len(sp.expands))
@@ -276,7 +270,7 @@ class LatencyTable:
                                     except BadInput:
                                         pass
             fits = np.array([self.fit_for(r) for r in sp.resolutions])
-            n_fixed = np.array([[len(sp._pre(r, w)) + len(sp._post(r, w))
+            n_fixed = np.array([[sum(map(len, sp.fixed_specs(r, w)))
                                  for w in sp.width_mults] for r in sp.resolutions])
             self._cache["genes"] = (sp, lut, fixed, n_fixed, fits)
         return self._cache["genes"]
@@ -299,4 +293,26 @@ class LatencyTable:
         return fits[res, 0] * total + fits[res, 1] * count + fits[res, 2]
 
 
-__all__ = ["FORMAT", "BACKENDS", "LatencyTable", "probe_key", "boundary_keys"]
+def _check_overhead(overhead: Any, where: str) -> None:
+    """BadInput naming the first fit of ``overhead`` (``per_resolution[R]`` or ``all``) that is
+    not an object with numeric ``scale`` and ``offset_ms`` (and ``per_block_ms`` if present)."""
+    if overhead in (None, {}):
+        return
+    if not isinstance(overhead, dict):
+        raise BadInput(f"{where}: overhead must be an object with per_resolution/all fits")
+    per_res = overhead.get("per_resolution", {})
+    if not isinstance(per_res, dict):
+        raise BadInput(f"{where}: overhead per_resolution must be an object of fits")
+    fits = [(f"per_resolution[{r!r}]", fit) for r, fit in per_res.items()]
+    if "all" in overhead:
+        fits.append(("all", overhead["all"]))
+    for name, fit in fits:
+        if not isinstance(fit, dict):
+            raise BadInput(f"{where}: overhead fit {name} is not an object")
+        for term in (*FIT_TERMS, *(["per_block_ms"] if "per_block_ms" in fit else [])):
+            value = fit.get(term)
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise BadInput(f"{where}: overhead fit {name} lacks a numeric {term!r}")
+
+
+__all__ = ["FORMAT", "BACKENDS", "FIT_TERMS", "LatencyTable", "probe_key", "boundary_keys"]

@@ -3,6 +3,7 @@
 >>> from edgessl.data import open_dataset, eval_split
 >>> train = open_dataset("digits", "train")          # ImageSet: .image(i), .labels
 >>> bank, test = eval_split("digits")                 # fixed labelled split for kNN/linear
+>>> val = open_dataset("DATA", "test")                # DATA/val/ of a DATA/train + DATA/val tree
 """
 
 from edgessl.data.loaders import EpochBatches, eval_loader, set_epoch, ssl_loader

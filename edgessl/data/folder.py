@@ -1,66 +1,123 @@
-"""Image folders: labelled (ImageFolder: one sub-folder per class) or a recursive, unlabelled
-collection of jpg/png/webp/bmp files. Unreadable files are skipped and counted."""
+"""Image folders as data sets, in the layouts vision libraries use.
+
+- **Split layout** (ImageNet, torchvision, timm): ``DATA/train/`` and ``DATA/val/`` (or
+  ``DATA/test/``) are one data set with those splits: the train split is ``train/`` only, the
+  test split ``val/``. ``DATA/train/<class>/*.jpg`` + ``DATA/val/<class>/*.jpg`` is labelled;
+  ``val/`` classes must be among ``train/``'s.
+- **Labelled folder**: ``DATA/<class>/*.jpg`` (two or more class sub-folders, every image
+  one level down), split 80/20 by a fixed seed.
+- **Anything else**: a recursive set of unlabelled images, split 80/20 the same way.
+
+``val_data`` names a validation folder explicitly, for any layout: ``DATA`` (or
+``DATA/train``) is then wholly the train split and ``val_data`` the test split. Every split
+is a fixed, seeded permutation, so the first N images of a split are a random sample of it.
+Files known unreadable at indexing are left out and counted in ``ImageSet.skipped``.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from PIL import Image, UnidentifiedImageError
 
-from edgessl.data.sources import ImageSet
+from edgessl.data.images import ImageSet, PathList, seeded_split
+from edgessl.data.index import FolderIndex, open_index
 from edgessl.errors import BadInput
 
-EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+VAL_NAMES = ("val", "test")  # the validation folder of a split layout, in order of preference
+SPLIT_SEED = 0
 log = logging.getLogger("edgessl.data")
 
 
-def read_image(path: Path) -> torch.Tensor:
-    """A file as a (3, H, W) uint8 tensor; an image that fails late decodes as black."""
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError):
-        log.warning("image %s could not be decoded; using a blank image", path)
-        return torch.zeros(3, 32, 32, dtype=torch.uint8)
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+@dataclass(frozen=True)
+class Layout:
+    """Where a folder source's splits come from: ``val`` None means a seeded 80/20 split of
+    ``train``."""
+
+    train: Path
+    val: Path | None
 
 
-def _readable(path: Path) -> bool:
-    try:
-        with Image.open(path) as im:
-            im.verify()
-        return True
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
-        return False
+def split_layout(root: Path) -> Layout | None:
+    """``root/train`` + ``root/val`` (or ``root/test``) when ``root`` is laid out so."""
+    if not (root / "train").is_dir():
+        return None
+    for name in VAL_NAMES:
+        if (root / name).is_dir():
+            return Layout(root / "train", root / name)
+    return None
 
 
-def open_folder(source: str) -> ImageSet:
-    """Scan ``source``; refuse a missing path or a folder without one readable image."""
+def folder_layout(source: str, val_data: str | None = None) -> Layout:
+    """The layout of folder ``source``, with ``val_data`` (a folder) as its test split."""
     root = Path(source)
-    if not root.exists():
-        raise BadInput(f"data path not found: {source} (or use a built-in: digits, "
-                       "fashion-mnist)")
-    if not root.is_dir():
-        raise BadInput(f"data path {source} is not a folder")
-    files = sorted(p for p in root.rglob("*")
-                   if p.suffix.lower() in EXTENSIONS and p.is_file())
-    if not files:
-        raise BadInput(f"data folder {source} holds no images ({', '.join(EXTENSIONS)})")
-    good = [p for p in files if _readable(p)]
-    skipped = len(files) - len(good)
-    if skipped:
-        log.warning("skipped %d corrupt or unreadable images in %s", skipped, source)
-    if not good:
-        raise BadInput(f"data folder {source} holds no readable images "
-                       f"({skipped} corrupt skipped)")
-    parents = {p.parent for p in good}
-    labelled = all(p.parent.parent == root for p in good) and len(parents) >= 2
-    labels, classes = None, []
-    if labelled:
-        classes = sorted(p.name for p in parents)
-        index = {c: i for i, c in enumerate(classes)}
-        labels = np.array([index[p.parent.name] for p in good], dtype=np.int64)
-    return ImageSet(str(source), paths=good, labels=labels, classes=classes, skipped=skipped)
+    found = split_layout(root) if root.is_dir() else None
+    train = found.train if found else root
+    if val_data is not None:
+        val = Path(val_data)
+        if not val.is_dir():
+            raise BadInput(f"--val-data {val_data} is not a folder" if val.exists()
+                           else f"--val-data folder not found: {val_data}")
+        return Layout(train, val)
+    return Layout(train, found.val if found else None)
+
+
+def _image_set(index: FolderIndex, name: str, classes: list[str] | None = None) -> ImageSet:
+    """The readable images of ``index``; with ``classes`` (the train split's), labels are
+    mapped to those names, and a class the train split lacks is refused."""
+    keep = np.setdiff1d(np.arange(len(index)), index.bad)
+    labels, names = index.labels, index.classes
+    if labels is not None and classes is not None:
+        position = {c: i for i, c in enumerate(classes)}
+        unknown = [c for c in names if c not in position]
+        if unknown:
+            raise BadInput(f"validation folder {index.root} has class {unknown[0]!r}, which "
+                           f"the training folder lacks (it has {', '.join(classes[:5])}...)")
+        labels = np.array([position[c] for c in names], dtype=np.int64)[labels]
+        names = classes
+    if len(index.bad):
+        log.warning("skipped %d unreadable images in %s", len(index.bad), index.root)
+    return ImageSet(name, paths=index.files.take(keep),
+                    labels=labels[keep] if labels is not None else None, classes=list(names),
+                    skipped=len(index.bad))
+
+
+def _permuted(images: ImageSet) -> ImageSet:
+    return images.subset(np.random.default_rng(SPLIT_SEED).permutation(len(images)))
+
+
+def _concat(parts: list[ImageSet], name: str) -> ImageSet:
+    labelled = all(p.labelled for p in parts)
+    return ImageSet(name, paths=PathList.concat([p.paths for p in parts]),
+                    labels=np.concatenate([p.labels for p in parts]) if labelled else None,
+                    classes=parts[0].classes if labelled else [],
+                    skipped=sum(p.skipped for p in parts))
+
+
+def open_folder(source: str, split: str = "all", val_data: str | None = None,
+                classes: list[str] | None = None) -> ImageSet:
+    """The images of folder ``source`` in ``split`` (train/test/all): see the module text.
+    ``classes`` maps a validation folder's labels onto a built-in set's class names."""
+    lay = folder_layout(source, val_data)
+    if lay.val is None:
+        full = _image_set(open_index(lay.train), source)
+        return full.subset(seeded_split(len(full), split, SPLIT_SEED))
+    train = None
+    if split in ("train", "all") or classes is None:
+        train = _image_set(open_index(lay.train), source)
+        classes = classes if classes is not None else (train.classes if train.labelled else None)
+    test = None
+    if split in ("test", "all"):
+        test = _image_set(open_index(lay.val), str(lay.val), classes)
+    if split == "train":
+        return _permuted(train)
+    if split == "test":
+        return _permuted(test)
+    return _concat([train, test], source)
+
+
+def open_validation(val_data: str, classes: list[str] | None) -> ImageSet:
+    """The test split from an explicit validation folder, labels mapped to ``classes``."""
+    return _permuted(_image_set(open_index(Path(val_data)), val_data, classes))

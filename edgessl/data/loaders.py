@@ -1,6 +1,11 @@
 """Deterministic loading: the data order is a function of (seed, epoch) and each sample's
 augmentation of (seed, epoch, index), so a resumed run sees exactly the batches it would have
-seen, with any number of workers, and each DDP rank reads its own shard."""
+seen, with any number of workers, and each DDP rank reads its own shard.
+
+Unreadable images (found when first decoded, :mod:`edgessl.data.images`) are skipped: a
+training batch takes the next readable image in its place (same size every step), an
+evaluation batch marks it so its row is dropped; a decompression bomb is refused in the main
+process, one line naming the file."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from contextlib import contextmanager
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from edgessl.data.sources import ImageSet
+from edgessl.data.images import ImageSet, UnreadableImage
 from edgessl.data.transforms import (
     LOCAL_MIN_SCALE,
     TwoViews,
@@ -18,6 +23,37 @@ from edgessl.data.transforms import (
     local_resolution,
     ssl_augment,
 )
+from edgessl.errors import RuntimeFailure
+
+SEED_SPACE = 2**64  # torch.manual_seed takes seeds below this
+
+
+def image_seed(seed: int, epoch: int, index: int) -> int:
+    """The augmentation seed of image ``index`` in ``epoch`` (any seed torch accepts)."""
+    return ((seed * 1_000_003 + epoch) * 10_000_019 + index) % SEED_SPACE
+
+
+def _readable(images: ImageSet, i: int) -> torch.Tensor:
+    """Image ``i``, or the next readable one after it when it cannot be decoded."""
+    n = len(images)
+    for step in range(n):
+        try:
+            return images.image((i + step) % n)
+        except UnreadableImage:
+            continue
+    raise RuntimeFailure(f"no image of {images.name} can be decoded")
+
+
+class CheckedLoader(DataLoader):
+    """A DataLoader over an :class:`ImageSet` that refuses, in the main process, a
+    decompression bomb that a worker met (workers mark it; their exceptions would arrive as
+    tracebacks)."""
+
+    def __iter__(self):
+        images = self.dataset.images
+        for batch in super().__iter__():
+            images.check_bombs()
+            yield batch
 
 
 @contextmanager
@@ -47,14 +83,15 @@ class TwoViewBatches(Dataset):
         per_image = []
         with torch.random.fork_rng(devices=[]), _one_thread():
             for i in indices:
-                torch.manual_seed((self.seed * 1_000_003 + epoch) * 10_000_019 + int(i))
-                per_image.append(self.views(self.images.image(int(i))))
+                torch.manual_seed(image_seed(self.seed, epoch, int(i)))
+                per_image.append(self.views(_readable(self.images, int(i))))
         return tuple(torch.stack(views) for views in zip(*per_image, strict=True))
 
 
 class EvalBatches(Dataset):
     """Key (list of indices) -> (images, labels) with the deterministic evaluation transform;
-    label -1 when unlabelled. In-memory images of one size are transformed as one batch."""
+    label -1 when unlabelled. In-memory images of one size are transformed as one batch; an
+    unreadable image gives a blank one, marked in ``images.status`` (drop its row)."""
 
     def __init__(self, images: ImageSet, resolution: int):
         self.images, self.transform = images, eval_transform(resolution)
@@ -71,7 +108,13 @@ class EvalBatches(Dataset):
                 batch = imgs.images[torch.as_tensor(indices)]
                 batch = batch.expand(-1, 3, -1, -1) if batch.shape[1] == 1 else batch
                 return self.transform(batch), labels
-            return torch.stack([self.transform(imgs.image(i)) for i in indices]), labels
+            return torch.stack([self.transform(self._image(i)) for i in indices]), labels
+
+    def _image(self, i: int) -> torch.Tensor:
+        try:
+            return self.images.image(i)
+        except UnreadableImage:
+            return torch.zeros(3, 32, 32, dtype=torch.uint8)
 
 
 class EpochBatches(Sampler[tuple[int, list[int]]]):
@@ -93,7 +136,7 @@ class EpochBatches(Sampler[tuple[int, list[int]]]):
         self.epoch, self.start = epoch, start
 
     def __iter__(self) -> Iterator[tuple[int, list[int]]]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % SEED_SPACE)
         perm = torch.randperm(self.n, generator=g)
         steps = self.per_epoch
         grid = perm[:steps * self.world * self.batch_size].view(steps, self.world, -1)
@@ -117,8 +160,8 @@ def ssl_loader(images: ImageSet, resolution: int, batch_size: int, seed: int,
                      n_local=local_crops)
     ds = TwoViewBatches(images, views, seed)
     sampler = EpochBatches(len(images), batch_size, seed, rank, world)
-    return DataLoader(ds, sampler=sampler, batch_size=None, num_workers=workers,
-                      persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
+    return CheckedLoader(ds, sampler=sampler, batch_size=None, num_workers=workers,
+                         persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
 
 
 def set_epoch(loader: DataLoader, epoch: int, start: int = 0) -> None:
@@ -127,9 +170,11 @@ def set_epoch(loader: DataLoader, epoch: int, start: int = 0) -> None:
 
 
 def eval_loader(images: ImageSet, resolution: int, batch_size: int = 256,
-                workers: int = 0) -> DataLoader:
-    """A fixed-order loader of (image, label) batches for feature extraction."""
+                workers: int = 0, pin_memory: bool = False) -> DataLoader:
+    """A fixed-order loader of (image, label) batches for feature extraction; ``workers``
+    processes decode and transform ahead of the model."""
     batches = [list(range(i, min(i + batch_size, len(images))))
                for i in range(0, len(images), batch_size)]
-    return DataLoader(EvalBatches(images, resolution), sampler=batches, batch_size=None,
-                      num_workers=workers)
+    return CheckedLoader(EvalBatches(images, resolution), sampler=batches, batch_size=None,
+                         num_workers=workers, pin_memory=pin_memory,
+                         prefetch_factor=4 if workers else None)

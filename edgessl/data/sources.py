@@ -7,82 +7,30 @@ seeded, so every command sees the same held-out images:
 - ``digits``: scikit-learn's 1,797 8x8 digits; a seeded 80/20 train/test split.
 - ``fashion-mnist``: torchvision's FashionMNIST (60,000 train / 10,000 test, 28x28), read from
   Debian's ``dataset-fashion-mnist`` files or downloaded where there is internet.
-- a folder: ImageFolder layout (one sub-folder per class) is labelled; any other layout is a
-  recursive set of unlabelled jpg/png/webp/bmp files. A seeded 80/20 split; corrupt images
-  are skipped and counted.
+- a folder (:mod:`edgessl.data.folder`): ``train/`` + ``val/`` (or ``test/``) sub-folders are
+  the splits; otherwise an ImageFolder layout (one sub-folder per class) is labelled, any
+  other a recursive set of unlabelled jpg/png/webp/bmp files, split 80/20 by a fixed seed.
+  ``val_data`` names a validation folder explicitly. Folders are indexed once (cached);
+  corrupt images are skipped and counted.
 """
 
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from edgessl.data.folder import open_folder, open_validation
+from edgessl.data.images import ImageSet, seeded_split
 from edgessl.errors import BadInput
-from edgessl.utils import atomic_write
+from edgessl.utils import atomic_write, cache_dir
 
 SPLITS = ("train", "test", "all")
-SPLIT_SEED = 0
-TEST_FRACTION = 0.2
 FASHION_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)
-
-
-@dataclass
-class ImageSet:
-    """A list of images (in memory for built-ins, paths for folders) with optional labels."""
-
-    name: str
-    images: torch.Tensor | None = None  # (N, C, H, W) uint8, C in {1, 3}
-    paths: list[Path] | None = None
-    labels: np.ndarray | None = None
-    classes: list[str] = field(default_factory=list)
-    skipped: int = 0
-    native_size: int = 0  # typical side length in pixels (0: varies)
-
-    def __len__(self) -> int:
-        return len(self.images) if self.images is not None else len(self.paths or [])
-
-    @property
-    def labelled(self) -> bool:
-        return self.labels is not None
-
-    def image(self, i: int) -> torch.Tensor:
-        """Image ``i`` as a (3, H, W) uint8 tensor."""
-        if self.images is not None:
-            img = self.images[i]
-        else:
-            from edgessl.data.folder import read_image
-
-            img = read_image(self.paths[i])
-        return img.expand(3, -1, -1) if img.shape[0] == 1 else img
-
-    def subset(self, indices) -> ImageSet:
-        """The images at ``indices`` (a new ImageSet sharing storage)."""
-        idx = np.asarray(indices, dtype=np.int64)
-        return ImageSet(
-            self.name,
-            images=self.images[torch.from_numpy(idx)] if self.images is not None else None,
-            paths=[self.paths[i] for i in idx] if self.paths is not None else None,
-            labels=self.labels[idx] if self.labels is not None else None,
-            classes=self.classes, skipped=self.skipped, native_size=self.native_size)
-
-    def head(self, n: int | None) -> ImageSet:
-        """The first ``n`` images (all when ``n`` is None or larger than the set)."""
-        return self if n is None or n >= len(self) else self.subset(np.arange(n))
-
-
-def seeded_split(n: int, split: str, seed: int = SPLIT_SEED,
-                 test_fraction: float = TEST_FRACTION) -> np.ndarray:
-    """Indices of ``split`` in a fixed, seeded permutation of ``n`` items."""
-    perm = np.random.default_rng(seed).permutation(n)
-    n_test = max(1, int(round(n * test_fraction))) if n > 1 else 0
-    return {"test": perm[:n_test], "train": perm[n_test:], "all": perm}[split]
 
 
 def _digits(split: str) -> ImageSet:
@@ -93,11 +41,6 @@ def _digits(split: str) -> ImageSet:
     full = ImageSet("digits", images=images, labels=d.target.astype(np.int64),
                     classes=[str(c) for c in range(10)], native_size=8)
     return full.subset(seeded_split(len(full), split))
-
-
-def cache_dir() -> Path:
-    """Where edgessl keeps derived data (``$EDGESSL_CACHE``, default ``~/.cache/edgessl``)."""
-    return Path(os.environ.get("EDGESSL_CACHE", Path.home() / ".cache" / "edgessl"))
 
 
 def _fashion_root() -> tuple[Path, bool]:
@@ -149,24 +92,33 @@ BUILTINS: dict[str, Callable[[str], ImageSet]] = {
 }
 
 
-def open_dataset(source: str, split: str = "train") -> ImageSet:
-    """The images of ``source`` (a built-in name or a folder) in ``split`` (train/test/all)."""
+def open_dataset(source: str, split: str = "train", val_data: str | None = None) -> ImageSet:
+    """The images of ``source`` (a built-in name or a folder) in ``split`` (train/test/all);
+    ``val_data`` (a folder) is the test split, and ``source`` then wholly the train split."""
     if split not in SPLITS:
         raise BadInput(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
-    if source in BUILTINS:
+    if source not in BUILTINS:
+        return open_folder(source, split, val_data)
+    if val_data is None:
         return BUILTINS[source](split)
-    from edgessl.data.folder import open_folder
+    if split == "train":
+        return BUILTINS[source]("all")
+    if split == "test":
+        return open_validation(val_data, BUILTINS[source]("all").classes)
+    raise BadInput(f"--data {source} with --val-data {val_data}: a built-in set and a "
+                   "folder have no common 'all' split")
 
-    full = open_folder(source)
-    return full.subset(seeded_split(len(full), split))
 
-
-def eval_split(source: str, bank_size: int | None = None,
-               test_size: int | None = None) -> tuple[ImageSet, ImageSet]:
+def eval_split(source: str, bank_size: int | None = None, test_size: int | None = None,
+               val_data: str | None = None) -> tuple[ImageSet, ImageSet]:
     """Fixed labelled (bank, test) sets for kNN / linear evaluation: the first ``bank_size``
     images of the train split and the first ``test_size`` of the test split."""
-    train, test = open_dataset(source, "train"), open_dataset(source, "test")
+    train = open_dataset(source, "train", val_data)
     if not train.labelled:
         raise BadInput(f"data {source!r} has no labels (use an ImageFolder layout: one "
                        "sub-folder per class) so it cannot be evaluated")
+    test = open_dataset(source, "test", val_data)
+    if not test.labelled:
+        raise BadInput(f"the validation images of {val_data or source!r} have no labels (put "
+                       "them in class sub-folders named as in the training folder)")
     return train.head(bank_size), test.head(test_size)

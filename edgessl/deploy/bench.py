@@ -1,25 +1,33 @@
 """``edgessl bench``: latency of several models measured side by side on one backend.
 
-Models are prepared first, then warmed up and timed in interleaved rounds (each round runs
-every model once, in a rotating order), so drift in machine load hits all of them alike; the
-report gives median/p90/p99 latency, throughput, and each model's ratio to the first.
+Everything timed goes through the one runtime (:mod:`edgessl.runtime`): its backend registry,
+its sessions (inputs and outputs bound once where the backend computes) and its timer (warm-up,
+interleaved rounds with a rotating order, wall or thread-CPU clock), the same code that measures
+latency tables, so a ``bench`` figure and a table's prediction are comparable. The report gives
+median/p10/p90/p99 latency, throughput at the engine's real batch, and each model's ratio to the
+first.
 
-Backends live in :data:`BACKENDS` (one entry each: what model kinds it runs and how).
+:func:`module_session` is the one way a PyTorch module becomes a timed session on any backend
+(exported with :func:`edgessl.deploy.onnx.onnx_model` for ONNX backends): ``edgessl profile``
+times its blocks and subnets with it.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from edgessl.errors import BadInput, RuntimeFailure
+from edgessl.runtime import SessionError, Unavailable
+from edgessl.runtime import backends as registry
+from edgessl.runtime.host import machine
+from edgessl.runtime.timer import CLOCKS, summarize, time_interleaved
 
-from edgessl.errors import BadInput
-
-Runner = Callable[[], None]
+Backend = registry.Backend
 
 
 # ---- what a MODEL string is -------------------------------------------------------------------
@@ -70,7 +78,7 @@ def resolve_target(text: str, resolution: int | None = None) -> Target:
     return Target(src.name, "module", source=src, resolution=src.resolution)
 
 
-# ---- backends -------------------------------------------------------------------------------
+# ---- backends and sessions ----------------------------------------------------------------------
 @dataclass
 class BenchConfig:
     batch: int = 1
@@ -79,225 +87,160 @@ class BenchConfig:
     workdir: Path = Path(".")
 
 
-@dataclass(frozen=True)
-class Backend:
-    """One way of running models: which target kinds it takes and how to make a runner."""
-
-    name: str
-    kinds: tuple[str, ...]
-    unavailable: Callable[[], str | None]
-    prepare: Callable[[Target, BenchConfig], Runner]
-
-
-def _module_for(t: Target) -> Any:
-    if t.kind != "module":
-        raise BadInput(f"{t.label}: a {t.kind} file cannot run on a PyTorch backend; give a "
-                       "result folder, checkpoint, arch JSON or baseline name")
-    return t.source.module
-
-
-def _torch_runner(device: str) -> Callable[[Target, BenchConfig], Runner]:
-    def prepare(t: Target, cfg: BenchConfig) -> Runner:
-        import torch
-
-        from edgessl.deploy.sources import sample_images
-
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        model = _module_for(t).to(device).eval()
-        x = torch.from_numpy(sample_images(cfg.batch, cfg.resolution)).to(device)
-        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-
-        def run() -> None:
-            with torch.inference_mode():
-                model(x)
-            sync()
-
-        return run
-
-    return prepare
-
-
-def _onnx_file_for(t: Target, cfg: BenchConfig) -> Path:
-    """The target's ONNX file, exporting a module (static batch) into the work folder."""
-    from edgessl.deploy.onnx import export_onnx
-
-    if t.kind == "onnx":
-        shape = t.info["input_shape"]
-        if isinstance(shape[0], int) and shape[0] != cfg.batch:
-            raise BadInput(f"{t.label} has a fixed batch of {shape[0]}; use --batch {shape[0]} "
-                           "or export with --dynamic-batch")
-        if isinstance(shape[-1], int) and shape[-1] != cfg.resolution:
-            raise BadInput(f"{t.label} takes {shape[-1]}x{shape[-1]} images, not "
-                           f"--resolution {cfg.resolution}")
-        return t.path
-    if t.kind != "module":
-        raise BadInput(f"{t.label}: a TensorRT engine runs only on the tensorrt backend")
-    safe = "".join(c if c.isalnum() else "_" for c in t.label)[:60]
-    path = cfg.workdir / f"{safe}_{id(t)}.onnx"
-    return export_onnx(t.source.module, path, cfg.resolution, dynamic_batch=cfg.batch != 1)
-
-
-def _ort_runner(provider: str) -> Callable[[Target, BenchConfig], Runner]:
-    def prepare(t: Target, cfg: BenchConfig) -> Runner:
-        from edgessl.deploy.onnx import ort_session
-        from edgessl.deploy.sources import sample_images
-
-        session = ort_session(_onnx_file_for(t, cfg), (provider,), cfg.threads)
-        inp = session.get_inputs()[0]
-        x = sample_images(cfg.batch, cfg.resolution)
-        if inp.type == "tensor(float16)":
-            x = x.astype(np.float16)
-        feed = {inp.name: x}
-
-        def run() -> None:
-            session.run(None, feed)
-
-        return run
-
-    return prepare
-
-
-def _ort_unavailable(provider: str) -> Callable[[], str | None]:
-    def check() -> str | None:
-        import onnxruntime as ort
-
-        if provider not in ort.get_available_providers():
-            return (f"onnxruntime has no {provider} here (install onnxruntime-gpu and use a "
-                    "machine with a CUDA device)")
-        return None
-
-    return check
-
-
-def _cuda_unavailable() -> str | None:
-    import torch
-
-    return None if torch.cuda.is_available() else "no CUDA device is available to PyTorch"
-
-
-def _trt_unavailable() -> str | None:
-    from edgessl.deploy.tensorrt import tensorrt_available
-
-    return tensorrt_available() or _cuda_unavailable()
-
-
-def _trt_prepare(t: Target, cfg: BenchConfig) -> Runner:
-    from edgessl.deploy import tensorrt as dtrt
-
-    engine = t.path
-    if t.kind != "engine":
-        onnx_path = _onnx_file_for(t, cfg)
-        profile = dtrt.profile_for(onnx_path, cfg.batch, max(cfg.batch, 1))
-        plan = dtrt.plan_build(dtrt.tensorrt_major(), False, onnx_path, None)
-        engine = dtrt.build_engine(plan, profile, onnx_path.with_suffix(".engine"))
-    return dtrt.TrtRunner(engine, cfg.batch)
-
-
-BACKENDS: dict[str, Backend] = {b.name: b for b in (
-    Backend("onnxruntime-cpu", ("onnx", "module"), lambda: None,
-            _ort_runner("CPUExecutionProvider")),
-    Backend("onnxruntime-cuda", ("onnx", "module"), _ort_unavailable("CUDAExecutionProvider"),
-            _ort_runner("CUDAExecutionProvider")),
-    Backend("torch-cpu", ("module",), lambda: None, _torch_runner("cpu")),
-    Backend("torch-cuda", ("module",), _cuda_unavailable, _torch_runner("cuda")),
-    Backend("tensorrt", ("engine", "onnx", "module"), _trt_unavailable, _trt_prepare),
-)}
-
-
 def get_backend(name: str) -> Backend:
-    if name not in BACKENDS:
-        raise BadInput(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
-    backend = BACKENDS[name]
-    reason = backend.unavailable()
-    if reason:
-        raise BadInput(f"backend {name} is not available: {reason}")
+    """The registry's backend ``name``; :class:`BadInput` when unknown or unavailable here."""
+    try:
+        backend = registry.get_backend(name)
+        backend.check()
+    except (ValueError, Unavailable) as exc:
+        raise BadInput(str(exc)) from None
     return backend
 
 
-# ---- timing ---------------------------------------------------------------------------------
-def summarize(times_s: list[float], batch: int) -> dict[str, float]:
-    """Latency statistics in milliseconds and throughput at the median."""
-    t = np.asarray(times_s) * 1e3
-    median = float(np.median(t))
-    return {"median_ms": median, "p90_ms": float(np.percentile(t, 90)),
-            "p99_ms": float(np.percentile(t, 99)), "mean_ms": float(t.mean()),
-            "min_ms": float(t.min()), "std_ms": float(t.std()),
-            "throughput_ips": batch / (median / 1e3) if median > 0 else float("inf")}
+def accepts(backend: Backend) -> tuple[str, ...]:
+    """Target kinds ``bench`` can time on ``backend``: what it runs, plus PyTorch modules for
+    the ONNX backends (exported first)."""
+    return backend.takes if backend.engine == "torch" else (*backend.takes, "module")
 
 
-def time_interleaved(runners: list[Runner], runs: int, warmup: int,
-                     on_round: Callable[[int], None] | None = None) -> list[list[float]]:
-    """Warm each runner up, then ``runs`` rounds; round r starts at runner r mod n."""
-    import time
+@contextmanager
+def runtime_errors() -> Iterator[None]:
+    """The runtime's errors as edgessl's: a backend missing here is bad input (exit 2), a
+    runtime refusing or failing to run a model a runtime failure (exit 1)."""
+    try:
+        yield
+    except Unavailable as exc:
+        raise BadInput(str(exc)) from None
+    except SessionError as exc:
+        raise RuntimeFailure(str(exc)) from None
 
-    n = len(runners)
-    for _ in range(warmup):
-        for run in runners:
-            run()
-    times: list[list[float]] = [[] for _ in runners]
-    for r in range(runs):
-        for k in range(n):
-            i = (r + k) % n
-            t0 = time.perf_counter()
-            runners[i]()
-            times[i].append(time.perf_counter() - t0)
-        if on_round:
-            on_round(r)
-    return times
+
+def module_session(backend: Backend, module: Any, input_shape: tuple[int, ...],
+                   threads: int | None, dtype: str = "fp32", seed: int = 0):
+    """A timed session of a PyTorch module on any backend: run directly on the torch backends,
+    else exported with the one exporter (:func:`edgessl.deploy.onnx.onnx_model`, static shape,
+    float16 for ``dtype='fp16'``) and loaded as ONNX (TensorRT: built strongly typed)."""
+    with runtime_errors():
+        if backend.engine == "torch":
+            return backend.session(module, kind="module", threads=threads, shape=input_shape,
+                                   dtype=dtype, seed=seed)
+        from edgessl.deploy.onnx import onnx_model
+
+        data = onnx_model(module, input_shape, fp16=dtype == "fp16").SerializeToString()
+        return backend.session(data, kind="onnx", threads=threads, seed=seed)
+
+
+def _check_onnx_target(t: Target, cfg: BenchConfig) -> None:
+    shape = t.info["input_shape"]
+    if isinstance(shape[0], int) and shape[0] != cfg.batch:
+        raise BadInput(f"{t.label} has a fixed batch of {shape[0]}; use --batch {shape[0]} "
+                       "or export with --dynamic-batch")
+    if isinstance(shape[-1], int) and shape[-1] != cfg.resolution:
+        raise BadInput(f"{t.label} takes {shape[-1]}x{shape[-1]} images, not "
+                       f"--resolution {cfg.resolution}")
+
+
+def _check_engine_session(t: Target, session: Any, cfg: BenchConfig) -> None:
+    """An engine's batch and resolution, checked as the ONNX path checks them."""
+    batch, res = session.input_shape[0], session.input_shape[-1]
+    if batch != cfg.batch:
+        raise BadInput(f"{t.label} is an engine with a fixed batch of {batch}; use --batch "
+                       f"{batch} or build it with a dynamic batch")
+    if res != cfg.resolution:
+        raise BadInput(f"{t.label} takes {res}x{res} images, not --resolution {cfg.resolution}")
+
+
+def prepare(backend: Backend, t: Target, cfg: BenchConfig):
+    """A timed session of target ``t`` on ``backend`` (see :func:`module_session`)."""
+    if t.kind == "module":
+        return module_session(backend, t.source.module, (cfg.batch, 3, cfg.resolution,
+                                                         cfg.resolution), cfg.threads)
+    if t.kind == "onnx":
+        _check_onnx_target(t, cfg)
+    with runtime_errors():
+        if backend.engine == "tensorrt":
+            if t.kind == "onnx":
+                from edgessl.deploy.tensorrt import engine_for
+
+                safe = "".join(c if c.isalnum() else "_" for c in t.label)[-60:]
+                engine = engine_for(t.path, cfg.batch, cfg.workdir / f"{safe}.engine")
+            else:
+                engine = t.path
+            session = backend.session(engine, kind="engine", batch=cfg.batch)
+            _check_engine_session(t, session, cfg)
+            return session
+        return backend.session(t.path, kind="onnx", threads=cfg.threads, batch=cfg.batch)
+
+
+def _check_options(batch: int, threads: int | None, runs: int, rounds: int, warmup: int,
+                   clock: str) -> None:
+    for name, value, low in (("--batch", batch, 1), ("--runs", runs, 3), ("--warmup", warmup, 0),
+                             ("--rounds", rounds, 1),
+                             ("--threads", 1 if threads is None else threads, 1)):
+        if value < low:
+            raise BadInput(f"{name} {value} must be at least {low}")
+    if clock not in ("auto", *CLOCKS):
+        raise BadInput(f"--clock {clock!r}: use auto, wall or cpu")
 
 
 def bench(models: list[str], backend: str = "onnxruntime-cpu", batch: int = 1,
           threads: int | None = None, runs: int = 50, warmup: int = 10,
           resolution: int | None = None, on_round: Callable[[int], None] | None = None,
-          on_prepare: Callable[[str], None] | None = None) -> dict[str, Any]:
+          on_prepare: Callable[[str], None] | None = None, rounds: int = 10,
+          clock: str = "auto") -> dict[str, Any]:
     """Time ``models`` side by side; the first one is the reference of the ratios.
 
-    The resolution is ``resolution``, else the first model's (its ONNX input, its Arch, 224 for
-    a baseline); every model is measured at that resolution.
+    The resolution is ``resolution``, else the first model's (its ONNX input or engine, its
+    Arch, 224 for a baseline); every model is measured at that resolution. ``runs`` timed calls
+    per model over ``rounds`` interleaved rounds after ``warmup`` calls; clock ``auto`` is
+    thread-CPU time for one-thread CPU backends (what latency tables use), else wall time.
     """
-    for name, value, low in (("--batch", batch, 1), ("--runs", runs, 3), ("--warmup", warmup, 0),
-                             ("--threads", 1 if threads is None else threads, 1)):
-        if value < low:
-            raise BadInput(f"{name} {value} must be at least {low}")
+    _check_options(batch, threads, runs, rounds, warmup, clock)
     if not models:
         raise BadInput("no model to benchmark")
     be = get_backend(backend)
     first = resolve_target(models[0], resolution)
-    res = resolution or first.resolution or 224
-    targets = [first, *(resolve_target(m, res) for m in models[1:])]
+    targets = [first, *(resolve_target(m, resolution or first.resolution or 224)
+                        for m in models[1:])]
     for t in targets:
-        if t.kind not in be.kinds:
+        if t.kind not in accepts(be):
             raise BadInput(f"{t.label}: backend {backend} cannot run {KIND_NAMES[t.kind]} "
-                           f"(it takes {', '.join(KIND_NAMES[k] for k in be.kinds)})")
+                           f"(it takes {', '.join(KIND_NAMES[k] for k in accepts(be))})")
+    clock = be.default_clock(threads) if clock == "auto" else clock
     with tempfile.TemporaryDirectory(prefix="edgessl-bench-") as tmp:
-        cfg = BenchConfig(batch, threads, res, Path(tmp))
-        runners = []
+        sessions = []
+        res = resolution or first.resolution
         for t in targets:
             if on_prepare:
                 on_prepare(t.label)
-            runners.append(be.prepare(t, cfg))
-        times = time_interleaved(runners, runs, warmup, on_round)
+            cfg = BenchConfig(batch, threads, res or 224, Path(tmp))
+            if res is None and t.kind == "engine":  # the first model is an engine: its size
+                with runtime_errors():
+                    session = be.session(t.path, kind="engine", batch=batch)
+                cfg.resolution = session.input_shape[-1]
+                _check_engine_session(t, session, cfg)
+            else:
+                session = prepare(be, t, cfg)
+            sessions.append(session)
+            res = cfg.resolution
+        times = time_interleaved({str(i): s for i, s in enumerate(sessions)}, runs, rounds,
+                                 warmup, clock, on_round)
+        for s in sessions:
+            s.close()
     rows = []
-    for t, ts in zip(targets, times, strict=True):
-        rows.append({"model": t.label, "kind": t.kind, **summarize(ts, batch)})
+    for i, (t, s) in enumerate(zip(targets, sessions, strict=True)):
+        stats = summarize(times[str(i)])
+        real_batch = s.input_shape[0]
+        rows.append({"model": t.label, "kind": t.kind, **stats,
+                     "throughput_ips": real_batch / (stats["median_ms"] / 1e3)
+                     if stats["median_ms"] > 0 else float("inf")})
     ref = rows[0]["median_ms"]
     for row in rows:
         row["ratio"] = row["median_ms"] / ref if ref > 0 else float("nan")
     return {"backend": backend, "batch": batch, "threads": threads, "runs": runs,
-            "warmup": warmup, "resolution": res, "machine": machine(), "results": rows}
+            "rounds": min(rounds, runs), "warmup": warmup, "clock": clock, "resolution": res,
+            "machine": machine(), "results": rows}
 
 
-def machine() -> dict[str, Any]:
-    """CPU model and core count (what BENCHMARKS.md records with each figure)."""
-    import os
-
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "nproc": os.cpu_count()}
+__all__ = ["Target", "BenchConfig", "resolve_target", "get_backend", "accepts",
+           "runtime_errors", "module_session", "prepare", "bench"]

@@ -23,6 +23,7 @@ from edgessl.utils import atomic_write_text
 EXPORT_FORMAT = "edgessl-export/1"
 ONNX_FP32, ONNX_FP16, ENGINE, TRTEXEC, REPORT = (
     "model.onnx", "model_fp16.onnx", "model.engine", "trtexec.sh", "export.json")
+ENGINE_INT8, TRTEXEC_INT8 = "model_int8.engine", "trtexec_int8.sh"
 MAC_TOLERANCE = 0.005
 
 
@@ -119,7 +120,9 @@ def export(source: str, out: str | Path, tensorrt: bool = False, fp16: bool = Fa
               for name, p in parity.items() if not p["passed"]]
     report["tensorrt"] = (
         {"ready": False, "reason": "parity check failed: nothing is built from a wrong ONNX"}
-        if failed else _tensorrt_part(out, files, fp16, tensorrt, opt_batch, max_batch, step))
+        if failed else tensorrt_part(
+            out, {"fp32": files[ONNX_FP32], **({"fp16": files[ONNX_FP16]} if fp16 else {})},
+            "fp16" if fp16 else "fp32", tensorrt, opt_batch, max_batch, step))
     trt_part = report["tensorrt"]
     extra = [trt_part.get("trtexec"), trt_part.get("engine")]
     all_files = [*files.values(), *(out / f for f in extra if f)]
@@ -132,27 +135,52 @@ def export(source: str, out: str | Path, tensorrt: bool = False, fp16: bool = Fa
     return report
 
 
-def _tensorrt_part(out: Path, files: dict[str, Path], fp16: bool, build: bool, opt_batch: int,
-                   max_batch: int, step: Callable[[str], None]) -> dict[str, Any]:
-    """Verify what TensorRT consumes, write trtexec.sh, and build the engine when asked."""
+def tensorrt_part(out: Path, files: dict[str, Path], precision: str, build: bool,
+                  opt_batch: int = 1, max_batch: int = 16,
+                  step: Callable[[str], None] | None = None, script: str = TRTEXEC,
+                  engine: str = ENGINE) -> dict[str, Any]:
+    """Verify what TensorRT consumes (every file of ``files``: ONNX path per precision), write
+    ``script`` (the trtexec lines for 10.x and 11.x), and build ``engine`` for ``precision``
+    when ``build``; returns the ``tensorrt`` part of ``export.json``. Without ``build`` a file
+    TensorRT would refuse gives ``ready: false`` and the reason; with it, RuntimeFailure. A
+    build without TensorRT is :class:`BadInput` with the install hint, raised after the files
+    were verified."""
+    step = step or (lambda _label: None)
     step("verifying the ONNX for TensorRT")
     try:
-        profile = dtrt.profile_for(files[ONNX_FP32], opt_batch, max_batch)
-        checks = {name: dtrt.verify_for_tensorrt(p, profile) for name, p in files.items()}
+        profile = dtrt.profile_for(next(iter(files.values())), opt_batch, max_batch)
+        checks = {p.name: dtrt.verify_for_tensorrt(p, profile) for p in files.values()}
     except RuntimeFailure as exc:
         if build:
             raise
         return {"ready": False, "reason": str(exc)}
-    dtrt.write_trtexec_script(out / TRTEXEC, profile, files[ONNX_FP32], files.get(ONNX_FP16),
-                              fp16, ENGINE)
+    dtrt.write_trtexec_script(out / script, profile, files, precision, engine)
     part: dict[str, Any] = {"ready": True, "profile": profile.to_dict(), "checks": checks,
-                            "trtexec": TRTEXEC, "engine": None}
+                            "trtexec": script, "engine": None}
     if build:
         step("building the TensorRT engine")
         trt = dtrt.import_tensorrt()
-        plan = dtrt.plan_build(int(trt.__version__.split(".")[0]), fp16, files[ONNX_FP32],
-                               files.get(ONNX_FP16))
-        dtrt.build_engine(plan, profile, out / ENGINE)
-        part.update(engine=ENGINE, tensorrt_version=trt.__version__, built_from=plan.onnx.name,
-                    strongly_typed=plan.strongly_typed, fp16_flag=plan.fp16_flag)
+        plan = dtrt.plan_build(dtrt.tensorrt_major(), precision, files)
+        dtrt.build_engine(plan, profile, out / engine)
+        part.update(engine=engine, tensorrt_version=trt.__version__, built_from=plan.onnx.name,
+                    strongly_typed=plan.strongly_typed, weak_precision=list(plan.weak_precision))
     return part
+
+
+def tensorrt_int8(out: str | Path, qdq_path: str | Path, build: bool = False,
+                  opt_batch: int = 1, max_batch: int = 16,
+                  step: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The TensorRT side of an INT8 export, for the INT8 exporter to call once it has written a
+    QDQ model (onnxruntime ``quantize_static``: QDQ format, QInt8 symmetric activations and
+    weights, ``QuantizeBias=False``) at ``qdq_path`` inside folder ``out``.
+
+    The file is verified for TensorRT here first (:func:`edgessl.deploy.tensorrt.verify_qdq`:
+    symmetric INT8, constant scales per tensor / per output channel, opset >= 13, allowed ops:
+    :class:`RuntimeFailure` naming what is wrong), then ``trtexec_int8.sh`` is written (10.x and
+    11.x, strongly typed; 10.x weakly typed with ``--int8``), then with ``build`` the engine
+    ``model_int8.engine`` is built: without TensorRT that is :class:`BadInput` with the install
+    hint. Returns the ``tensorrt_int8`` part for ``export.json``."""
+    out, qdq_path = Path(out), Path(qdq_path)
+    dtrt.verify_qdq(qdq_path)
+    return tensorrt_part(out, {"int8": qdq_path}, "int8", build, opt_batch, max_batch, step,
+                         script=TRTEXEC_INT8, engine=ENGINE_INT8)

@@ -23,14 +23,13 @@ from torch import nn
 
 from edgessl.arch import Arch
 from edgessl.errors import BadInput
+from edgessl.models import build_network
 
 RESULT_CKPT, RESULT_ARCH = "best.ckpt", "best.arch.json"
 BASELINE_RESOLUTION = 224
 MIN_RESOLUTION = 32
 CALIBRATION_IMAGES = 8
 CALIBRATION_NOISE = 0.5
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -68,10 +67,10 @@ def _check_resolution(resolution: int) -> int:
 
 
 def _from_checkpoint(path: Path) -> tuple[nn.Module, Arch | str]:
-    from edgessl.checkpoint import load_model
+    from edgessl.checkpoint import MODEL_FORMAT, load_network
 
-    module, ref, _meta = load_model(path)  # BadInput names the file for anything foreign
-    return module, ref
+    net = load_network(path, formats=(MODEL_FORMAT,))  # BadInput names the file if foreign
+    return net.module, net.ref
 
 
 def _from_result(folder: Path) -> tuple[nn.Module, Arch | str, Path]:
@@ -86,8 +85,6 @@ def _from_result(folder: Path) -> tuple[nn.Module, Arch | str, Path]:
 
 
 def _from_arch(path: Path) -> tuple[nn.Module, Arch]:
-    from edgessl.models import build_network
-
     arch = Arch.load(path)
     torch.manual_seed(0)  # random init, but the same file always gives the same weights
     return build_network(arch).eval(), arch
@@ -144,17 +141,12 @@ def calibrate_bn(module: nn.Module, resolution: int, n: int | None = None) -> nn
     alone leave channels with almost no variance, whose huge BN gains make the network far
     more sensitive to rounding than a trained one. Weights are unchanged.
     """
+    from edgessl.evaluate.metrics import recalibrate_bn
+
     n = n or CALIBRATION_IMAGES
     x = torch.from_numpy(sample_images(n, resolution, offset=1000))
     x = x + CALIBRATION_NOISE * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
-    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None
-    module.train()
-    with torch.no_grad():
-        module(x)
-    return module.eval()
+    return recalibrate_bn(module, [x])  # one batch: the cumulative average of n images
 
 
 @cache
@@ -172,6 +164,8 @@ def sample_images(n: int, resolution: int, offset: int = 0) -> np.ndarray:
     x = torch.from_numpy(digits[idx]).unsqueeze(1)
     x = nn.functional.interpolate(x, size=(resolution, resolution), mode="bilinear",
                                   align_corners=False).repeat(1, 3, 1, 1)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    from edgessl.data.transforms import MEAN, STD  # ImageNet's, as training normalises
+
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
     return ((x - mean) / std).numpy().astype(np.float32)

@@ -1,4 +1,7 @@
-"""Measuring latency tables: what to measure (:mod:`.blocks`), how to run it (:mod:`.backends`,
-the torch-free :mod:`.runners`), the resumable profile (:mod:`.measure`), calibration and
-validation (:mod:`.validate`), and the device kit's bundle and import (:mod:`.bundle`). The
-table itself and the predictor live in :mod:`edgessl.cost.latency`."""
+"""Measuring latency tables: what to measure (:mod:`.blocks`), the resumable profile
+(:mod:`.measure`), calibration, validation and re-calibration (:mod:`.validate`), the device
+kit's bundle and import (:mod:`.bundle`), and checking or re-fitting a table on this device
+(:mod:`.check`). Everything is timed with the one runtime (:mod:`edgessl.runtime`) through
+``edgessl bench``'s sessions (:func:`edgessl.deploy.bench.module_session`,
+:func:`edgessl.deploy.bench.prepare`); the table itself and the predictor live in
+:mod:`edgessl.cost.latency`."""

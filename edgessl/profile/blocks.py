@@ -3,21 +3,19 @@
 A :class:`Choices` restricts a space to some resolutions, widths, kernels and expand ratios (the
 whole space by default); :func:`enumerate_specs` lists every layout spec any Arch of it can
 contain, keyed by ``spec.key``, plus the boundary probes (see :mod:`edgessl.cost.latency`).
+Blocks are exported and timed like whole networks (:func:`edgessl.deploy.bench.module_session`).
 """
 
 from __future__ import annotations
 
-import io
-import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
 from torch import nn
 
 from edgessl.arch import Arch, Block
 from edgessl.cost.latency import probe_key
-from edgessl.errors import BadInput, RuntimeFailure
+from edgessl.errors import BadInput
 from edgessl.ops import layers
 from edgessl.spaces import SearchSpace
 
@@ -83,12 +81,12 @@ def enumerate_specs(space: SearchSpace, choices: Choices) -> dict[str, object]:
     probes: dict[str, ProbeSpec] = {}
     for r in choices.resolutions:
         for w in choices.width_mults:
-            chain = [*space._pre(r, w)]
+            pre, post = space.fixed_specs(r, w)
+            chain = [*pre]
             for i, depths in enumerate(space.stage_depths):
                 for j in range(max(depths)):
-                    chain += [space._block(r, w, i, j, k, e)
+                    chain += [space.block(r, w, i, j, k, e)
                               for k in choices.kernels for e in choices.expands]
-            post = space._post(r, w)
             for s in [*chain, *post]:
                 specs.setdefault(s.key, s)
             for s in [*chain, *post[:-1]]:
@@ -112,33 +110,5 @@ def input_shape(spec, batch: int) -> tuple[int, int, int, int]:
     return (batch, spec.in_ch, spec.hw, spec.hw)
 
 
-def export_onnx(module: nn.Module, shape: tuple[int, ...], dtype: str = "fp32") -> bytes:
-    """ONNX bytes of ``module`` at a static input shape. The TorchScript exporter is used first:
-    about 8x faster than the dynamo one for these small static blocks (0.2 s vs 1.7 s)."""
-    torch_dtype = {"fp32": torch.float32, "fp16": torch.float16}[dtype]
-    module = module.to(torch_dtype).eval()
-    x = torch.zeros(*shape, dtype=torch_dtype)
-    buf = io.BytesIO()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tracing runs a forward: extra threads only contend (20x slower)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        try:
-            torch.onnx.export(module, (x,), buf, dynamo=False, opset_version=17,
-                              input_names=["x"], output_names=["y"],
-                              do_constant_folding=False)  # onnxruntime folds it anyway
-        except Exception:  # noqa: BLE001 - the legacy exporter may go away: use dynamo
-            buf = io.BytesIO()
-            try:
-                torch.onnx.export(module, (x,), buf, dynamo=True, input_names=["x"],
-                                  output_names=["y"], verbose=False)
-            except Exception as exc:  # noqa: BLE001
-                raise RuntimeFailure(f"ONNX export of {type(module).__name__} at input "
-                                     f"{tuple(shape)} ({dtype}) failed: {exc}") from None
-        finally:
-            torch.set_num_threads(threads)
-    return buf.getvalue()
-
-
 __all__ = ["Choices", "ProbeSpec", "build_module", "enumerate_specs", "sample_arch",
-           "export_onnx", "input_shape"]
+           "input_shape"]

@@ -1,10 +1,11 @@
 """The device kit's two ends on the host: write a bundle of ONNX files, import a device table.
 
 A bundle folder holds ``manifest.json``, ``blocks/NNNN.onnx`` (one per table entry),
-``nets/NNNN.onnx`` (calibration and validation subnets) and ``edgessl_runners.py`` (the torch-free
-timing code, :mod:`edgessl.profile.runners`). ``export/profile_device.py`` measures it on the
-device with numpy and onnxruntime (or TensorRT) only; ``import_table`` checks what comes back,
-fits and validates it here, and installs it.
+``nets/NNNN.onnx`` (calibration and validation subnets, written as ``edgessl export`` writes
+them) and ``edgessl_runtime/`` (a copy of the torch-free runtime, :mod:`edgessl.runtime`: the
+very timer, sessions and backends that measure on the host). ``export/profile_device.py``
+measures it on the device with numpy and onnxruntime (or TensorRT) only; ``import_table`` checks
+what comes back, fits and validates it here, and installs it.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import edgessl.runtime
 from edgessl.cost.latency import LatencyTable
+from edgessl.deploy.onnx import onnx_model
 from edgessl.errors import BadInput
-from edgessl.profile import runners
-from edgessl.profile.blocks import Choices, build_module, enumerate_specs, export_onnx, input_shape
-from edgessl.profile.measure import Settings, plan_networks, shuffled
+from edgessl.profile.blocks import Choices, build_module, enumerate_specs, input_shape
+from edgessl.profile.measure import Settings, export_subnet, plan_networks, shuffled
 from edgessl.spaces import get_space
 from edgessl.utils import atomic_write_text
 
 BUNDLE_FORMAT = "edgessl-bundle/1"
+RUNTIME_DIR = "edgessl_runtime"  # the runtime package's copy, imported by the kit
 Progress = Callable[[str, int, int], None]
 
 
@@ -30,8 +33,6 @@ def write_bundle(s: Settings, folder: str | Path, progress: Progress | None = No
     """Export every entry and planned subnet of ``s`` as ONNX into ``folder``; return the
     manifest. Existing ONNX files of the same name are kept (an interrupted export resumes)."""
     s.check()
-    if s.dtype not in runners.DTYPES:
-        raise BadInput(f"--dtype {s.dtype!r} not supported")
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise BadInput(f"--bundle {folder} exists and is not a folder")
@@ -46,26 +47,25 @@ def write_bundle(s: Settings, folder: str | Path, progress: Progress | None = No
         spec = specs[key]
         shape = input_shape(spec, s.batch)
         rel = f"blocks/{i:04d}.onnx"
-        _export_once(folder / rel, lambda spec=spec, shape=shape: export_onnx(
-            build_module(spec), shape, s.dtype))
+        _export_once(folder / rel, lambda spec=spec, shape=shape: onnx_model(
+            build_module(spec), shape, fp16=s.dtype == "fp16").SerializeToString())
         entries.append({"key": key, "file": rel, "input_shape": list(shape)})
         if progress:
             progress("export", i + 1, total)
     networks = []
     if nets:
         from edgessl.arch import Arch
-        from edgessl.models import build_network
 
         for i, net in enumerate(nets):
             arch = Arch.from_dict(net["arch"])
-            shape = (s.batch, 3, arch.resolution, arch.resolution)
             rel = f"nets/{i:04d}.onnx"
-            _export_once(folder / rel, lambda arch=arch, shape=shape: export_onnx(
-                build_network(arch), shape, s.dtype))
+            if not (folder / rel).is_file():
+                export_subnet(arch, folder / "nets", f"{i:04d}", s.batch, s.dtype)
+            shape = (s.batch, 3, arch.resolution, arch.resolution)
             networks.append({**net, "file": rel, "input_shape": list(shape)})
             if progress:
                 progress("export", len(specs) + i + 1, total)
-    shutil.copyfile(runners.__file__, folder / "edgessl_runners.py")
+    copy_runtime(folder / RUNTIME_DIR)
     manifest = {
         "format": BUNDLE_FORMAT, "space": s.space, "batch": s.batch, "dtype": s.dtype,
         "resolutions": list(choices.resolutions), "choices": choices.to_dict(),
@@ -75,6 +75,15 @@ def write_bundle(s: Settings, folder: str | Path, progress: Progress | None = No
     }
     atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=1) + "\n")
     return manifest
+
+
+def copy_runtime(dest: Path) -> Path:
+    """Copy the runtime package's modules (:mod:`edgessl.runtime`, torch-free, relative
+    imports only) to ``dest``: the kit imports them as ``edgessl_runtime``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for src in sorted(Path(edgessl.runtime.__file__).parent.glob("*.py")):
+        shutil.copyfile(src, dest / src.name)
+    return dest
 
 
 def _export_once(path: Path, make: Callable[[], bytes]) -> None:
@@ -91,6 +100,8 @@ def import_table(src: str | Path, dest_dir: str | Path = "latency_tables",
     """Check a device-measured table (format, space, every entry of its sub-space present,
     finished), fit its overhead and score its validation subnets, and save it under
     ``dest_dir``; returns the table and where it went."""
+    dest_dir = Path(dest_dir)
+    _check_writable(dest_dir)
     table = LatencyTable.load(src)
     if not table.complete:
         raise BadInput(f"{src} is unfinished ({len(table.entries)} entries): let "
@@ -116,9 +127,25 @@ def import_table(src: str | Path, dest_dir: str | Path = "latency_tables",
     if not dest.name.endswith(".json"):
         dest = dest.with_name(dest.name + ".json")
     table.meta.pop("path", None)
-    table.save(dest)
+    try:
+        table.save(dest)
+    except OSError as exc:
+        raise BadInput(f"cannot install the table in {dest_dir}: {exc.strerror or exc}") from None
     table.meta["path"] = str(dest)
     return table, dest
 
 
-__all__ = ["BUNDLE_FORMAT", "write_bundle", "import_table"]
+def _check_writable(folder: Path) -> None:
+    """BadInput before any work when ``folder`` (or, if missing, the folder that would hold it)
+    cannot be written."""
+    import os
+
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise BadInput(f"cannot install the table in {folder}: {probe} is not a writable "
+                       "folder")
+
+
+__all__ = ["BUNDLE_FORMAT", "RUNTIME_DIR", "write_bundle", "copy_runtime", "import_table"]

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edgessl.arch import Arch
 from edgessl.cost.latency import FORMAT, LatencyTable
+from edgessl.deploy.bench import Backend, BenchConfig, Target, get_backend, module_session, prepare
 from edgessl.errors import BadInput
-from edgessl.profile import runners
-from edgessl.profile.backends import Backend, default_clock, get_backend
 from edgessl.profile.blocks import (
     Choices,
     build_module,
@@ -28,6 +28,8 @@ from edgessl.profile.blocks import (
     input_shape,
     sample_arch,
 )
+from edgessl.runtime.sessions import DTYPES
+from edgessl.runtime.timer import CLOCKS, entry, measure_chunked, time_interleaved
 from edgessl.spaces import get_space
 
 Progress = Callable[[str, int, int], None]
@@ -66,9 +68,9 @@ class Settings:
         for name in ("warmup", "validate", "calibrate"):
             if getattr(self, name) < 0:
                 raise BadInput(f"--{name} {getattr(self, name)} must be at least 0")
-        if self.dtype not in runners.DTYPES:
+        if self.dtype not in DTYPES:
             raise BadInput(f"--dtype {self.dtype!r} not supported; use fp32 or fp16")
-        if self.clock not in ("auto", *runners.CLOCKS):
+        if self.clock not in ("auto", *CLOCKS):
             raise BadInput(f"--clock {self.clock!r}: use auto, wall or cpu")
 
     def choices(self) -> Choices:
@@ -76,7 +78,15 @@ class Settings:
                           self.kernels, self.expands)
 
     def resolved_clock(self, backend: Backend) -> str:
-        return default_clock(backend, self.threads) if self.clock == "auto" else self.clock
+        return backend.default_clock(self.threads) if self.clock == "auto" else self.clock
+
+
+def pin_to_cpu(cpu: int) -> None:
+    """Pin this process to CPU core ``cpu`` (``--pin-cpu``); BadInput if that cannot be done."""
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except (OSError, AttributeError, ValueError) as exc:
+        raise BadInput(f"--pin-cpu {cpu}: {exc}") from None
 
 
 def table_meta(s: Settings, backend: Backend, choices: Choices) -> dict:
@@ -132,6 +142,48 @@ def net_id(net: dict) -> str:
     return net["role"] + ":" + json.dumps(net["arch"], sort_keys=True)
 
 
+def export_subnet(arch: Arch, folder: Path, name: str, batch: int = 1,
+                  dtype: str = "fp32") -> tuple[Target, Path]:
+    """Subnet ``arch`` written exactly as ``edgessl export`` writes it (its arch JSON resolved
+    by :func:`edgessl.deploy.sources.resolve_source`: seeded weights, BatchNorm calibrated; then
+    :func:`edgessl.deploy.onnx.export_onnx`: opset 20, static batch 1 or a dynamic batch for
+    ``batch > 1``, float16 for fp16) as ``folder/name.onnx``; returns the ``bench`` target of
+    that file and its path."""
+    from edgessl.deploy.bench import resolve_target
+    from edgessl.deploy.onnx import export_onnx
+    from edgessl.deploy.sources import resolve_source
+
+    folder.mkdir(parents=True, exist_ok=True)
+    arch_file = folder / f"{name}.arch.json"
+    arch.save(arch_file)
+    src = resolve_source(str(arch_file))
+    path = export_onnx(src.module, folder / f"{name}.onnx", src.resolution,
+                       dynamic_batch=batch > 1, fp16=dtype == "fp16")
+    return resolve_target(str(path)), path
+
+
+def subnet_session(backend: Backend, arch: Arch, batch: int, threads: int, dtype: str,
+                   folder: Path, name: str, keep: bool = False):
+    """A timed session of subnet ``arch``, made as ``edgessl bench`` makes one of the file
+    ``edgessl export`` writes (:func:`export_subnet`, :func:`edgessl.deploy.bench.prepare`);
+    the torch backends time the same module directly. The ONNX file is deleted once loaded
+    unless ``keep``."""
+    cfg = BenchConfig(batch, threads, arch.resolution, folder)
+    if backend.engine == "torch":
+        from edgessl.deploy.sources import resolve_source
+
+        folder.mkdir(parents=True, exist_ok=True)
+        arch.save(folder / f"{name}.arch.json")
+        src = resolve_source(str(folder / f"{name}.arch.json"))
+        return module_session(backend, src.module, (batch, 3, src.resolution, src.resolution),
+                              threads, dtype)
+    target, path = export_subnet(arch, folder, name, batch, dtype)
+    session = prepare(backend, target, cfg)
+    if not keep:
+        path.unlink()
+    return session
+
+
 def measure_networks(table: LatencyTable, planned: list[dict], make: Callable[[dict], Callable],
                      save: Callable[[], None], runs: int, rounds: int, warmup: int, clock: str,
                      chunk: int = 16, progress: Progress | None = None) -> None:
@@ -143,10 +195,12 @@ def measure_networks(table: LatencyTable, planned: list[dict], make: Callable[[d
         if progress:
             progress("networks", total - len(todo) + start, total)
         part = todo[start:start + chunk]
-        timed = runners.time_interleaved({str(i): make(n) for i, n in enumerate(part)},
-                                         runs, rounds, warmup, clock)
+        sessions = {str(i): make(n) for i, n in enumerate(part)}
+        timed = time_interleaved(sessions, runs, rounds, warmup, clock)
+        for s in sessions.values():
+            s.close()
         for i, n in enumerate(part):
-            table.networks.append({**n, "measured": runners.summarize(timed[str(i)])})
+            table.networks.append({**n, "measured": entry(timed[str(i)])})
         save()
     if progress:
         progress("networks", total, total)
@@ -159,24 +213,21 @@ def profile(s: Settings, out: str | Path, progress: Progress | None = None,
     s.check()
     out = Path(out)
     space, backend, choices = get_space(s.space), get_backend(s.backend), s.choices()
-    backend.check()
     if pin_cpu is not None:
-        try:
-            os.sched_setaffinity(0, {pin_cpu})
-        except (OSError, AttributeError, ValueError) as exc:
-            raise BadInput(f"--pin-cpu {pin_cpu}: {exc}") from None
+        pin_to_cpu(pin_cpu)
     clock = s.resolved_clock(backend)
     table = resume_or_new(out, table_meta(s, backend, choices))
     specs = enumerate_specs(space, choices)
 
     def make(key: str):
         spec = specs[key]
-        return backend.runner(build_module(spec), input_shape(spec, s.batch), s.threads, s.dtype)
+        return module_session(backend, build_module(spec), input_shape(spec, s.batch),
+                              s.threads, s.dtype)
 
     def save(done=None) -> None:
         table.save(out)
 
-    runners.measure_chunked(
+    measure_chunked(
         shuffled(list(specs), s.seed), make, table.entries, save, runs=s.runs,
         rounds=s.rounds, warmup=s.warmup, clock=clock, chunk=s.chunk,
         progress=(lambda d, t: progress("entries", d, t)) if progress else None)
@@ -184,16 +235,15 @@ def profile(s: Settings, out: str | Path, progress: Progress | None = None,
     table.save(out)
     planned = plan_networks(s, choices)
     if planned:
-        from edgessl.arch import Arch
-        from edgessl.models import build_network
+        import tempfile
 
-        def make_net(net: dict):
-            arch = Arch.from_dict(net["arch"])
-            shape = (s.batch, 3, arch.resolution, arch.resolution)
-            return backend.runner(build_network(arch).eval(), shape, s.threads, s.dtype)
+        with tempfile.TemporaryDirectory(prefix="edgessl-profile-") as tmp:
+            def make_net(net: dict):
+                return subnet_session(backend, Arch.from_dict(net["arch"]), s.batch, s.threads,
+                                      s.dtype, Path(tmp), "net")
 
-        measure_networks(table, planned, make_net, save, s.net_runs, s.rounds, s.warmup, clock,
-                         chunk=s.net_chunk, progress=progress)
+            measure_networks(table, planned, make_net, save, s.net_runs, s.rounds, s.warmup,
+                             clock, chunk=s.net_chunk, progress=progress)
     if table.networks:
         from edgessl.profile.validate import finalize
 
@@ -202,5 +252,5 @@ def profile(s: Settings, out: str | Path, progress: Progress | None = None,
     return table
 
 
-__all__ = ["Settings", "profile", "shuffled", "table_meta", "resume_or_new", "plan_networks",
-           "measure_networks", "net_id"]
+__all__ = ["Settings", "profile", "pin_to_cpu", "shuffled", "table_meta", "resume_or_new",
+           "plan_networks", "export_subnet", "subnet_session", "measure_networks", "net_id"]

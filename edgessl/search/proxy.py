@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from edgessl.arch import Arch
-from edgessl.checkpoint import TRAIN_FORMAT, load_checkpoint
+from edgessl.checkpoint import load_network
 from edgessl.errors import BadInput
 from edgessl.evaluate import knn_accuracy, recalibrate_bn
 from edgessl.models import EdgeNet
@@ -26,24 +26,10 @@ from edgessl.supernet import Supernet
 
 def load_supernet(path: str) -> tuple[Supernet, dict[str, Any]]:
     """A supernet from a training checkpoint (``edgessl train`` without a fixed arch)."""
-    from edgessl.spaces import get_space
-
-    payload = load_checkpoint(path, expect=TRAIN_FORMAT)
-    if payload.get("kind") != "supernet":
-        raise BadInput(f"checkpoint {path} trained one standalone network, not a supernet; "
-                       "search needs a supernet checkpoint (edgessl train --space mobilenet)")
-    space = get_space(str(payload.get("space")))
-    net = space.supernet()
-    try:
-        net.load_state_dict(payload["backbone"])
-    except RuntimeError as exc:
-        raise BadInput(f"checkpoint {path} weights do not fit a {space.name!r} supernet: "
-                       f"{str(exc).splitlines()[0][:160]}") from None
-    config = payload.get("config") or {}
-    info = {"path": str(path), "space": space.name, "ssl": config.get("ssl"),
-            "data": config.get("data"), "step": payload.get("step"),
-            "resolution": payload.get("resolution") or config.get("resolution")}
-    return net.eval(), info
+    net = load_network(path, supernet=True)
+    info = {"path": str(path), "space": net.space, "ssl": net.config.get("ssl"),
+            "data": net.config.get("data"), "step": net.step, "resolution": net.resolution}
+    return net.module, info
 
 
 def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -72,11 +58,13 @@ class ProxyData:
 
 def prepare_proxy_data(data: str, resolution: int, bank: int = 500, val: int = 300,
                        calib_batches: int = 2, batch_size: int = 64, seed: int = 0,
-                       use_labels: bool = True) -> ProxyData:
-    """Fixed tensors from the *train* split of ``data``: a kNN bank and a validation split."""
+                       use_labels: bool = True, val_data: str | None = None) -> ProxyData:
+    """Fixed tensors from the *train* split of ``data`` (``DATA/train`` of a train/val layout;
+    all of ``data`` when ``val_data`` names its validation folder, which the search never
+    reads): a kNN bank and a validation split held out of it."""
     from edgessl.data import eval_loader, open_dataset
 
-    images = open_dataset(data, "train")
+    images = open_dataset(data, "train", val_data)
     n = len(images)
     if n < 20:
         raise BadInput(f"--data {data} has only {n} training images; search needs at least 20")

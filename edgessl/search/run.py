@@ -49,6 +49,7 @@ class SearchConfig:
     latency_table: str | None = None
     supernet: str | None = None
     data: str = "digits"
+    val_data: str | None = None  # the validation folder of data (never read by the search)
     objectives: tuple[str, ...] = ("accuracy", "mflops")
     population: int = 16
     generations: int = 6
@@ -92,8 +93,8 @@ class SearchSession:
     exists (cheap checks first), so nothing is written for a bad command line."""
 
     def __init__(self, cfg: SearchConfig):
+        from edgessl.dist import init_distributed, resolve_device
         from edgessl.spaces import get_space
-        from edgessl.train.distributed import init_distributed, resolve_device
 
         self.cfg = cfg
         self.objectives = _check_objectives(cfg)
@@ -118,9 +119,9 @@ class SearchSession:
         self.constraints.check_achievable()
         self.device = resolve_device(cfg.device)
         self.proxy_res = int(cfg.proxy_resolution or self.sinfo.get("resolution") or 32)
+        self.env = init_distributed(self.device)  # first: rank 0 indexes a folder, others wait
         data = prepare_proxy_data(cfg.data, self.proxy_res, cfg.bank, cfg.val, seed=cfg.seed,
-                                  use_labels=cfg.use_labels)
-        self.env = init_distributed(self.device)
+                                  use_labels=cfg.use_labels, val_data=cfg.val_data)
         self.scorer = ProxyScorer(self.supernet, data, self.device)
 
     def run(self, progress: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
@@ -137,7 +138,7 @@ class SearchSession:
             todo = list(dict.fromkeys(a for a in archs if a not in scorer.cache))
             mine = {a: scorer.score(a) for a in todo[env.rank::env.world]}
             if env.active:
-                from edgessl.train.distributed import gather_objects
+                from edgessl.dist import gather_objects
 
                 for part in gather_objects(env, mine):
                     scorer.cache.update(part)
@@ -180,7 +181,7 @@ class SearchSession:
         result = SearchResult(best, pareto, cands, info, interrupted)
         if env.main:
             write_outputs(Path(cfg.out), result, scorer, self.table is not None, cfg)
-        from edgessl.train.distributed import shutdown
+        from edgessl.dist import shutdown
 
         shutdown(env)
         return result

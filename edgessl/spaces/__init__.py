@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from edgessl.arch import register_space
 from edgessl.errors import BadInput
 from edgessl.spaces.base import Layout, SearchSpace
 from edgessl.spaces.mobilenet import MobileNetSpace
@@ -10,6 +11,8 @@ from edgessl.spaces.resnet18 import ResNet18Space
 
 SPACES: dict[str, SearchSpace] = {
     s.name: s for s in (MobileNetSpace(), ResNetSpace(), ResNet18Space())}
+for _space in SPACES.values():
+    register_space(_space.name, _space.check)  # every Arch of it is checked when made
 
 
 def get_space(name: str) -> SearchSpace:

@@ -2,7 +2,10 @@
 
 A space turns an :class:`Arch` into a :class:`Layout` of block specs. Everything else (exact
 MACs and params, the static network, the supernet, latency keys) is derived from that layout,
-so a new space is one subclass that states its choices and writes ``block_spec``.
+so a new space is one subclass that states its choices and writes ``_block_spec``. Cost and
+latency code read the pieces through :meth:`SearchSpace.fixed_specs` and
+:meth:`SearchSpace.block` (cached: a table lookup or a cost sum asks for the same few specs
+thousands of times).
 """
 
 from __future__ import annotations
@@ -49,19 +52,35 @@ class SearchSpace(ABC):
     kernels: tuple[int, ...]
     expands: tuple[float, ...]
 
-    # ---- what a subclass writes -------------------------------------------------------
+    # ---- what a subclass writes (read through fixed_specs and block, which cache) ---------
     @abstractmethod
-    def pre_specs(self, resolution: int, width_mult: float) -> tuple[LayerSpec, ...]:
+    def _pre_specs(self, resolution: int, width_mult: float) -> tuple[LayerSpec, ...]:
         """Fixed layers before the elastic stages (stem, first block)."""
 
     @abstractmethod
-    def block_spec(self, resolution: int, width_mult: float, stage: int, index: int,
-                   kernel: int, expand: float) -> LayerSpec:
+    def _block_spec(self, resolution: int, width_mult: float, stage: int, index: int,
+                    kernel: int, expand: float) -> LayerSpec:
         """Block ``index`` of ``stage`` with one choice (input width/size follow from position)."""
 
     @abstractmethod
-    def post_specs(self, resolution: int, width_mult: float) -> tuple[LayerSpec, ...]:
+    def _post_specs(self, resolution: int, width_mult: float) -> tuple[LayerSpec, ...]:
         """Fixed layers after the stages (head up to the feature vector)."""
+
+    # ---- block specs ------------------------------------------------------------------------
+    @cache  # noqa: B019 - spaces are module-level singletons
+    def fixed_specs(self, resolution: int, width_mult: float
+                    ) -> tuple[tuple[LayerSpec, ...], tuple[LayerSpec, ...]]:
+        """(pre, post): the fixed layers before the elastic stages (stem, first block) and
+        after them (head up to the feature vector) at one resolution and width."""
+        return (self._pre_specs(resolution, width_mult),
+                self._post_specs(resolution, width_mult))
+
+    @cache  # noqa: B019
+    def block(self, resolution: int, width_mult: float, stage: int, index: int, kernel: int,
+              expand: float) -> LayerSpec:
+        """Block ``index`` of ``stage`` with the choice (``kernel``, ``expand``) at one
+        resolution and width: the spec an Arch's layout holds in that slot."""
+        return self._block_spec(resolution, width_mult, stage, index, kernel, expand)
 
     # ---- validation -------------------------------------------------------------------
     @property
@@ -95,9 +114,10 @@ class SearchSpace(ABC):
     def layout(self, arch: Arch) -> Layout:
         r, w = arch.resolution, float(arch.width_mult)
         stages = tuple(
-            tuple(self._block(r, w, i, j, b.kernel, b.expand) for j, b in enumerate(stage))
+            tuple(self.block(r, w, i, j, b.kernel, b.expand) for j, b in enumerate(stage))
             for i, stage in enumerate(arch.stages))
-        return Layout(self._pre(r, w), stages, self._post(r, w))
+        pre, post = self.fixed_specs(r, w)
+        return Layout(pre, stages, post)
 
     def cost(self, arch: Arch, num_classes: int = 1000) -> tuple[int, int]:
         """Exact (MACs, params) from the Arch alone; ``num_classes`` adds a linear classifier
@@ -115,27 +135,16 @@ class SearchSpace(ABC):
         return self.cost(arch, num_classes)[0] / 1e6
 
     def feature_dim(self, arch: Arch) -> int:
-        return self._post(arch.resolution, float(arch.width_mult))[-1].out_ch
-
-    @cache  # noqa: B019 - spaces are module-level singletons
-    def _pre(self, r: int, w: float) -> tuple[LayerSpec, ...]:
-        return self.pre_specs(r, w)
-
-    @cache  # noqa: B019
-    def _post(self, r: int, w: float) -> tuple[LayerSpec, ...]:
-        return self.post_specs(r, w)
-
-    @cache  # noqa: B019
-    def _block(self, r: int, w: float, i: int, j: int, k: int, e: float) -> LayerSpec:
-        return self.block_spec(r, w, i, j, k, e)
+        return self.fixed_specs(arch.resolution, float(arch.width_mult))[1][-1].out_ch
 
     @cache  # noqa: B019
     def _block_cost(self, r: int, w: float, i: int, j: int, k: int, e: float) -> tuple[int, int]:
-        return self._block(r, w, i, j, k, e).cost()
+        return self.block(r, w, i, j, k, e).cost()
 
     @cache  # noqa: B019
     def _fixed_cost(self, r: int, w: float, num_classes: int) -> tuple[int, int]:
-        specs = [*self._pre(r, w), *self._post(r, w)]
+        pre, post = self.fixed_specs(r, w)
+        specs = [*pre, *post]
         if num_classes:
             specs.append(LinearSpec(specs[-1].out_ch, num_classes))
         costs = [s.cost() for s in specs]
@@ -280,12 +289,6 @@ class SearchSpace(ABC):
         per_block = len(self.kernels) * len(self.expands)
         stages = math.prod(sum(per_block ** d for d in depths) for depths in self.stage_depths)
         return stages * len(self.width_mults) * len(self.resolutions)
-
-    def supernet(self):
-        """A fresh weight-sharing supernet of this space."""
-        from edgessl.supernet import Supernet
-
-        return Supernet(self)
 
 
 def summarize(space: SearchSpace) -> dict:

@@ -31,14 +31,14 @@ class MobileNetSpace(SearchSpace):
             hw = conv_out(hw, 3, STRIDES[i])
         return hw if index == 0 else conv_out(hw, 3, STRIDES[stage])
 
-    def pre_specs(self, resolution, width_mult):
+    def _pre_specs(self, resolution, width_mult):
         stem = make_divisible(STEM * width_mult)
         hw = conv_out(resolution, 3, 2)
         first = make_divisible(FIRST * width_mult)
         return (ConvSpec(3, stem, resolution, 3, 2, "hswish"),
                 MBConvSpec(stem, stem, first, hw, 3, 1, 0, "relu"))
 
-    def block_spec(self, resolution, width_mult, stage, index, kernel, expand):
+    def _block_spec(self, resolution, width_mult, stage, index, kernel, expand):
         out_ch = make_divisible(STAGE_WIDTHS[stage] * width_mult)
         if index == 0:
             in_ch = make_divisible((STAGE_WIDTHS[stage - 1] if stage else FIRST) * width_mult)
@@ -50,7 +50,7 @@ class MobileNetSpace(SearchSpace):
         return MBConvSpec(in_ch, mid, out_ch, self._hw_in(resolution, stage, index), kernel,
                           stride, se, ACTS[stage])
 
-    def post_specs(self, resolution, width_mult):
+    def _post_specs(self, resolution, width_mult):
         hw = self._hw_in(resolution, len(STAGE_WIDTHS) - 1, 1)
         return (MBHeadSpec(make_divisible(STAGE_WIDTHS[-1] * width_mult),
                            make_divisible(FINAL_EXPAND * width_mult),

@@ -20,11 +20,11 @@ from edgessl.spaces.base import SearchSpace
 
 
 class ResNetFamily(SearchSpace):
-    """The skeleton of the ResNet spaces; subclasses set ``stage_widths`` and ``block`` (the
-    spec class of their blocks)."""
+    """The skeleton of the ResNet spaces; subclasses set ``stage_widths`` and ``block_type``
+    (the spec class of their blocks)."""
 
     stage_widths: tuple[int, ...]
-    block: type[BasicBlockSpec | BottleneckSpec]
+    block_type: type[BasicBlockSpec | BottleneckSpec]
     strides = (1, 2, 2, 2)
     stem = 64
 
@@ -34,11 +34,11 @@ class ResNetFamily(SearchSpace):
             hw = conv_out(hw, 3, self.strides[i])
         return hw if index == 0 else conv_out(hw, 3, self.strides[stage])
 
-    def pre_specs(self, resolution, width_mult):
+    def _pre_specs(self, resolution, width_mult):
         return (ConvSpec(3, make_divisible(self.stem * width_mult), resolution, 7, 2, "relu",
                          pool=True),)
 
-    def block_spec(self, resolution, width_mult, stage, index, kernel, expand):
+    def _block_spec(self, resolution, width_mult, stage, index, kernel, expand):
         out_ch = make_divisible(self.stage_widths[stage] * width_mult)
         if index == 0:
             prev = self.stage_widths[stage - 1] if stage else self.stem
@@ -46,9 +46,9 @@ class ResNetFamily(SearchSpace):
         else:
             in_ch, stride = out_ch, 1
         mid = make_divisible(round(out_ch * expand))
-        return self.block(in_ch, mid, out_ch, self._hw_in(resolution, stage, index), stride)
+        return self.block_type(in_ch, mid, out_ch, self._hw_in(resolution, stage, index), stride)
 
-    def post_specs(self, resolution, width_mult):
+    def _post_specs(self, resolution, width_mult):
         hw = self._hw_in(resolution, len(self.stage_widths) - 1, 1)
         return (PoolHeadSpec(make_divisible(self.stage_widths[-1] * width_mult), hw),)
 
@@ -61,4 +61,4 @@ class ResNetSpace(ResNetFamily):
     kernels = (3,)
     expands = (0.15, 0.2, 0.25)
     stage_widths = (256, 512, 1024, 2048)
-    block = BottleneckSpec
+    block_type = BottleneckSpec

@@ -21,4 +21,4 @@ class ResNet18Space(ResNetFamily):
     kernels = (3,)
     expands = (0.5, 0.75, 1.0)
     stage_widths = (64, 128, 256, 512)
-    block = BasicBlockSpec
+    block_type = BasicBlockSpec

@@ -1,8 +1,9 @@
 """The weight-sharing supernet of a search space: activate any Arch, extract it as a static net.
 
 >>> from edgessl.spaces import get_space
+>>> from edgessl.supernet import Supernet
 >>> space = get_space("mobilenet")
->>> net = space.supernet()
+>>> net = Supernet(space)
 >>> net.set_active(space.smallest(128))
 >>> sub = net.extract(space.smallest(128))   # ordinary Conv2d/BatchNorm2d/Linear only
 """
@@ -16,6 +17,7 @@ from edgessl.arch import Arch
 from edgessl.errors import BadInput
 from edgessl.models import EdgeNet, build_network
 from edgessl.ops.elastic_blocks import build_elastic, sort_mid_channels
+from edgessl.spaces import SearchSpace
 
 
 class Supernet(nn.Module):
@@ -25,7 +27,7 @@ class Supernet(nn.Module):
     kernel, elastic widths the leading channels.
     """
 
-    def __init__(self, space):
+    def __init__(self, space: SearchSpace):
         super().__init__()
         self.space = space
         largest = space.layout(space.largest())

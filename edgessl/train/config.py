@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -12,6 +14,28 @@ from edgessl.errors import BadInput
 RESUMABLE = {"epochs", "max_steps", "time_limit", "device", "workers", "ckpt_every", "compile",
              "log_every", "precision"}
 PRECISIONS = ("auto", "fp32", "bf16")
+# torch.manual_seed takes seeds below 2**64 and numpy's generators any non-negative integer;
+# every seed edgessl derives (per epoch, per image) is reduced modulo 2**64
+SEED_LIMIT = 2**64
+
+
+def check_seed(seed: int, option: str = "--seed") -> None:
+    """Refuse a seed that torch or numpy cannot take."""
+    if not 0 <= seed < SEED_LIMIT:
+        raise BadInput(f"{option} {seed} must lie in 0..{SEED_LIMIT - 1}")
+
+
+def _fits(value: Any, annotation: Any) -> bool:
+    """Whether a stored config value has its field's type (ints pass for floats)."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return any(_fits(value, a) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, typing.get_origin(annotation) or annotation)
 
 
 @dataclass
@@ -32,6 +56,7 @@ class TrainConfig:
     weight_decay: float | None = None
     warmup_epochs: float = 1.0
     num_sampled: int = 2
+    slow_start: float = 0.0
     clip_grad: float = 5.0
     temperature: float | None = None
     target_momentum: float | None = None
@@ -54,7 +79,17 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """The config of ``data`` (a checkpoint's or the command line's); a value of the
+        wrong type (a hand-edited checkpoint) is refused, naming the field."""
+        hints = typing.get_type_hints(cls)
         known = {f.name for f in fields(cls)}
+        for key in ("data", "out"):
+            if key not in data:
+                raise BadInput(f"training config lacks {key!r}")
+        for key, value in data.items():
+            if key in known and not _fits(value, hints[key]):
+                raise BadInput(f"training config: {key} = {value!r} should be of type "
+                               f"{getattr(hints[key], '__name__', hints[key])}")
         return cls(**{k: v for k, v in data.items() if k in known})
 
     @property
@@ -74,12 +109,25 @@ class TrainConfig:
             raise BadInput(f"--resolution {self.resolution} must lie in 8..1024")
         if self.num_sampled < 0:
             raise BadInput(f"--num-sampled {self.num_sampled} must be >= 0")
+        if not 0 <= self.slow_start < 1:
+            raise BadInput(f"--slow-start {self.slow_start} must lie in [0, 1)")
         if self.lr is not None and not self.lr > 0:
             raise BadInput(f"--lr {self.lr} must be positive")
         if self.temperature is not None and not self.temperature > 0:
             raise BadInput(f"--temperature {self.temperature} must be positive")
         if not 0 < self.min_scale <= 1:
             raise BadInput(f"--min-scale {self.min_scale} must lie in (0, 1]")
+        non_negative = {"--workers": self.workers, "--weight-decay": self.weight_decay,
+                        "--warmup-epochs": self.warmup_epochs, "--clip-grad": self.clip_grad}
+        for name, value in non_negative.items():
+            if value is not None and not value >= 0:
+                raise BadInput(f"{name} {value} must be >= 0")
+        for name, value in (("--subset", self.subset), ("--max-steps", self.max_steps)):
+            if value is not None and value < 1:
+                raise BadInput(f"{name} {value} must be at least 1")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise BadInput(f"--time-limit {self.time_limit} must be positive")
+        check_seed(self.seed)
         self._check_local_crops()
         self._check_target_momentum()
         if self.device not in ("auto", "cpu", "cuda"):

@@ -16,10 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgessl.arch import Arch
 from edgessl.data import open_dataset, set_epoch, ssl_loader
-from edgessl.errors import BadInput, RuntimeFailure
-from edgessl.train.config import TrainConfig, merge_resume, uses_bf16
-from edgessl.train.distributed import (
+from edgessl.dist import (
     DistEnv,
     any_flag,
     gather_objects,
@@ -27,10 +26,19 @@ from edgessl.train.distributed import (
     resolve_device,
     shutdown,
 )
+from edgessl.errors import BadInput, RuntimeFailure
+from edgessl.spaces import get_space
+from edgessl.train.config import TrainConfig, merge_resume, uses_bf16
 from edgessl.train.model import build_ssl_model, sample_students
 from edgessl.train.optim import build_optimizer, warmup_cosine
-from edgessl.train.state import MetricsCSV, load_train_state, restore, save_train_state
-from edgessl.utils import atomic_write_text
+from edgessl.train.state import (
+    MetricsCSV,
+    load_train_state,
+    metrics_rows,
+    restore,
+    save_train_state,
+)
+from edgessl.utils import FolderLock, atomic_write_text, remove_stale_temps
 
 CKPT_NAME = "last.ckpt"
 
@@ -45,24 +53,41 @@ def default_resolution(native_size: int) -> int:
     return 48 if 0 < native_size <= 32 else 128
 
 
-def prepare(given: dict[str, Any], resume: bool) -> tuple[TrainConfig, dict | None]:
-    """The config to run and, with ``resume``, the checkpoint to continue. Checks everything
-    that can be checked before anything is written."""
+def prepare(given: dict[str, Any], resume: bool
+            ) -> tuple[TrainConfig, dict | None, FolderLock | None]:
+    """The config to run, with ``resume`` the checkpoint to continue, and the lock on
+    ``--out`` (held by the main process until the run ends: a second run on the same folder
+    is refused). Checks everything that can be checked before anything is written, and
+    removes the temp files of a save that was killed."""
     out = Path(given["out"])
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out} exists and is not a folder")
     ckpt = out / CKPT_NAME
-    payload = None
-    if resume:
-        payload = load_train_state(ckpt)
-        cfg = merge_resume(TrainConfig.from_dict(payload["config"]), given)
-    else:
-        if ckpt.exists():
-            raise BadInput(f"{ckpt} already exists; pass --resume to continue it or choose "
-                           "another --out")
+    payload, cfg = None, None
+    if resume and not ckpt.exists():
+        raise BadInput(f"checkpoint not found: {ckpt} (nothing to --resume)")
+    if not resume:
         if not given.get("data"):
             raise BadInput("--data is required (a folder, digits or fashion-mnist)")
         cfg = TrainConfig.from_dict({k: v for k, v in given.items() if v is not None})
-    cfg.check()
-    return cfg, payload
+        cfg.check()
+    lock = FolderLock(out).acquire() if int(os.environ.get("RANK", "0")) == 0 else None
+    try:
+        if resume:
+            payload = load_train_state(ckpt)
+            cfg = merge_resume(TrainConfig.from_dict(payload["config"]), given)
+            cfg.check()
+            metrics_rows(out / "metrics.csv", payload["step"])  # refuse a hand-edited file now
+        elif ckpt.exists():
+            raise BadInput(f"{ckpt} already exists; pass --resume to continue it or choose "
+                           "another --out")
+        if lock is not None:
+            remove_stale_temps(out, owner=True)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return cfg, payload, lock
 
 
 def _digest(module: torch.nn.Module) -> str:
@@ -76,20 +101,21 @@ def _digest(module: torch.nn.Module) -> str:
 def train(given: dict[str, Any], resume: bool = False,
           on_step: Callable[[dict], None] | None = None) -> dict[str, Any]:
     """Run (or continue) a training run described by CLI-style options; returns a summary."""
-    cfg, payload = prepare(given, resume)
-    device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
-    env = init_distributed(device)
+    cfg, payload, lock = prepare(given, resume)
     try:
-        return _run(cfg, payload, device, env, on_step)
+        device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+        env = init_distributed(device)
+        try:
+            return _run(cfg, payload, device, env, on_step)
+        finally:
+            shutdown(env)
     finally:
-        shutdown(env)
+        if lock is not None:
+            lock.release()
 
 
 def _run(cfg: TrainConfig, payload: dict | None, device: torch.device, env: DistEnv,
          on_step: Callable[[dict], None] | None) -> dict[str, Any]:
-    from edgessl.arch import Arch
-    from edgessl.spaces import get_space
-
     images = open_dataset(cfg.data, "train").head(cfg.subset)
     resolution = cfg.resolution or default_resolution(images.native_size)
     arch = Arch.from_dict(cfg.arch) if cfg.arch is not None else None
@@ -119,7 +145,7 @@ def _run(cfg: TrainConfig, payload: dict | None, device: torch.device, env: Dist
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
     step = 0
     if payload is not None:
-        restore(payload, model, optimizer, scheduler)
+        restore(payload, model, optimizer, scheduler, Path(cfg.out) / CKPT_NAME)
         step = int(payload["step"])
     net: torch.nn.Module = model
     if env.active:
@@ -154,6 +180,7 @@ def _run(cfg: TrainConfig, payload: dict | None, device: torch.device, env: Dist
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16)
                 if uses_bf16(cfg.precision, cuda) else nullcontext())
     start_time, last_saved, rate, last = time.time(), step, 0.0, {}
+    slow_steps = int(round(cfg.slow_start * total))  # the largest subnet alone (SlimCLR)
     model.train()
     stop = step >= total
     while not stop:
@@ -161,7 +188,8 @@ def _run(cfg: TrainConfig, payload: dict | None, device: torch.device, env: Dist
         set_epoch(loader, epoch, first)
         tick = time.time()
         for batch in loader:
-            students = sample_students(space, cfg.seed, step, cfg.num_sampled) if space else []
+            students = (sample_students(space, cfg.seed, step, cfg.num_sampled)
+                        if space and step >= slow_steps else [])
             x1, x2, *local = (x.to(device, non_blocking=True, memory_format=torch.channels_last)
                               for x in batch)
             with autocast:
@@ -188,7 +216,7 @@ def _run(cfg: TrainConfig, payload: dict | None, device: torch.device, env: Dist
             tick = now
             last = {"step": step, "epoch": round(step / per_epoch, 4),
                     "lr": scheduler.get_last_lr()[0], "loss": float(parts.sum().item()),
-                    **{n: float(v) for n, v in zip(names, parts.tolist(), strict=True)},
+                    **dict(zip(names, padded(parts.tolist(), len(names)), strict=True)),
                     "images_per_s": round(speed, 2)}
             if metrics is not None and step % cfg.log_every == 0:
                 metrics.write(last)
@@ -214,14 +242,20 @@ def _run(cfg: TrainConfig, payload: dict | None, device: torch.device, env: Dist
     if last_saved != step:
         save(step)
     digests = gather_objects(env, _digest(model.backbone))
+    skipped = images.skipped + sum(gather_objects(env, images.decode_failures))
     return {"out": str(out), "checkpoint": str(ckpt), "kind": "supernet" if ref is None
             else "standalone", "space": cfg.space, "ssl": cfg.ssl, "steps": step,
             "total_steps": total, "epochs": round(step / per_epoch, 4),
             "resolution": resolution, "lr": lr, "train_images": len(images),
-            "skipped_images": images.skipped, "world_size": env.world,
+            "skipped_images": skipped, "world_size": env.world,
             "final_loss": last.get("loss"), "losses": {n: last.get(n) for n in names},
             "images_per_s": round(rate, 2), "seconds": round(time.time() - start_time, 2),
             "weights_digest": digests[0], "rank_digests": digests, "rank": env.rank}
+
+
+def padded(losses: list[float], n: int) -> list[float]:
+    """Per-subnet losses of a step, NaN for students that did not train (slow start)."""
+    return [float(v) for v in losses] + [float("nan")] * (n - len(losses))
 
 
 def _tensorboard(out: Path):

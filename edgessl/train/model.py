@@ -52,8 +52,9 @@ class SSLModel(nn.Module):
 def build_backbone(space: str, arch: Arch | None) -> tuple[nn.Module, Arch | str | None]:
     """(backbone, what it is): a supernet (ref None), a fixed Arch, or a baseline name,
     freshly initialised for SSL training (residual branches start at zero)."""
-    from edgessl.checkpoint import build_model
+    from edgessl.models import build_model
     from edgessl.spaces import get_space
+    from edgessl.supernet import Supernet
 
     if arch is not None:
         backbone, ref = build_model(arch), arch
@@ -63,7 +64,7 @@ def build_backbone(space: str, arch: Arch | None) -> tuple[nn.Module, Arch | str
         ref = get_baseline(space).name
         backbone = build_model(ref)
     else:
-        backbone, ref = get_space(space).supernet(), None
+        backbone, ref = Supernet(get_space(space)), None
     zero_init_residuals(backbone)
     return backbone, ref
 

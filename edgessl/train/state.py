@@ -12,7 +12,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgessl.checkpoint import TRAIN_FORMAT, load_checkpoint, model_ref_to_dict, save_checkpoint
+from edgessl.checkpoint import (
+    TRAIN_FORMAT,
+    load_checkpoint,
+    load_weights,
+    model_ref_to_dict,
+    save_checkpoint,
+)
 from edgessl.errors import BadInput
 from edgessl.utils import atomic_write_text
 
@@ -63,20 +69,58 @@ def save_train_state(path: Path, *, config: dict, ref, space: str | None, model,
 
 
 def load_train_state(path: Path) -> dict[str, Any]:
-    return load_checkpoint(path, expect=TRAIN_FORMAT)
+    """A training checkpoint with everything a resumed run needs (schema-checked)."""
+    payload = load_checkpoint(path, expect=TRAIN_FORMAT, resume=True)
+    if payload["step"] < 0:
+        raise BadInput(f"checkpoint {path}: step {payload['step']} is negative")
+    return payload
 
 
-def restore(payload: dict, model, optimizer, scheduler) -> None:
-    """Load weights, optimiser, schedule and RNG states of a training checkpoint."""
+def restore(payload: dict, model, optimizer, scheduler, path: str | Path = "") -> None:
+    """Load weights, optimiser, schedule and RNG states of a training checkpoint: the one
+    resume path; anything that does not fit is one line naming the file and the part."""
+    load_weights(model.backbone, payload["backbone"], path, "this run's network")
+    load_weights(model.objective, payload["objective"], path, "this run's SSL objective")
+    sched = payload["scheduler"]
+    if not isinstance(sched.get("last_epoch"), int) or not isinstance(sched.get("base_lrs"),
+                                                                      list):
+        raise BadInput(f"checkpoint {path}: scheduler state lacks last_epoch or base_lrs")
+    parts = (("optimizer", optimizer.load_state_dict), ("scheduler", scheduler.load_state_dict),
+             ("rng", set_rng_states))
+    for key, load in parts:
+        try:
+            load(payload[key])
+        except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as exc:
+            raise BadInput(f"checkpoint {path}: {key} state does not fit this run: "
+                           f"{str(exc).splitlines()[0][:120] or type(exc).__name__}") from None
+
+
+def metrics_rows(path: Path, upto: int) -> list[dict]:
+    """The rows of a run's metrics CSV up to step ``upto`` (a resumed run keeps those); a file
+    that is not what ``train`` wrote (edited by hand, garbage) is refused, naming the line."""
+    if not path.is_file():
+        return []
     try:
-        model.backbone.load_state_dict(payload["backbone"])
-        model.objective.load_state_dict(payload["objective"])
-        optimizer.load_state_dict(payload["optimizer"])
-    except (RuntimeError, ValueError, KeyError) as exc:
-        raise BadInput(f"checkpoint does not fit this run: {str(exc).splitlines()[0][:160]}") \
-            from None
-    scheduler.load_state_dict(payload["scheduler"])
-    set_rng_states(payload["rng"])
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None:
+                return []
+            if "step" not in reader.fieldnames:
+                raise BadInput(f"{path} has no 'step' column (header "
+                               f"{','.join(reader.fieldnames)[:60]!r}); restore it or delete "
+                               "the file to resume")
+            rows = []
+            for row in reader:
+                step = row.get("step")
+                if step is None or not step.strip().isdigit():
+                    raise BadInput(f"{path} line {reader.line_num}: step {step!r} is not a "
+                                   "step number; restore it or delete the file to resume")
+                if int(step) <= upto:
+                    rows.append(row)
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path} is not a readable CSV ({str(exc)[:80]}); restore it or "
+                       "delete the file to resume") from None
+    return rows
 
 
 class MetricsCSV:
@@ -85,10 +129,7 @@ class MetricsCSV:
 
     def __init__(self, path: Path, columns: list[str], resume_step: int | None = None):
         self.path, self.columns = path, columns
-        rows: list[dict] = []
-        if resume_step is not None and path.is_file():
-            with open(path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+        rows = metrics_rows(path, resume_step) if resume_step is not None else []
         buf = io.StringIO()
         writer = csv.DictWriter(buf, columns, extrasaction="ignore")
         writer.writeheader()

@@ -1,4 +1,7 @@
-"""torchrun integration: who am I, which device, and small collective helpers."""
+"""torchrun integration: who am I, which device, and small collective helpers.
+
+Training and search both run under torchrun (search shards candidate evaluation over the same
+ranks), so these live below both of them."""
 
 from __future__ import annotations
 

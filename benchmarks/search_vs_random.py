@@ -1,0 +1,172 @@
+"""Does the search earn its keep? Its pick against random subnets under the same budget.
+
+For one labelled evaluation set and each seed:
+1. draw ``--n-random`` subnets uniformly among those that meet the budget (rejection sampling
+   of uniform genes at the deployment resolution), and score each twice: as ``edgessl search``
+   scores it (the proxy, on held-out *training* images of ``--proxy-data``) and on the
+   evaluation set's *test* split (kNN with inherited, BN-re-estimated weights);
+2. run ``edgessl search`` with the same budget and seed, and evaluate its pick on the test
+   split the same way;
+3. the baselines of equal cost: random search (as many uniformly drawn feasible subnets as the
+   evolution scored, the best by proxy kept) and the trivial strategy, the largest network
+   under the budget (most MFLOPs among 20,000 feasible draws).
+
+Reports, per seed and as the median over seeds: the pick's percentile among the random
+subnets (share of them it beats on the test split), Spearman(proxy, test) over the random
+subnets, and the test kNN of the pick, the random-search pick and the largest feasible network.
+Raw results go to ``benchmarks/results/search_vs_random-<name>.json``.
+
+    python benchmarks/search_vs_random.py --data fashion-mnist            # the default search
+    python benchmarks/search_vs_random.py --data /path/to/folder --proxy-data /path/to/folder
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _machine import machine, publish, today  # noqa: E402
+
+from edgessl.evaluate import evaluate_backbone  # noqa: E402
+from edgessl.search import SearchConfig  # noqa: E402
+from edgessl.search.run import SearchSession  # noqa: E402
+from edgessl.utils import atomic_write_text  # noqa: E402
+
+
+def uniform_feasible(constraints, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` distinct gene rows drawn uniformly among the feasible ones (rejection sampling)."""
+    sizes = np.array(constraints.space.gene_sizes())
+    res = constraints.space.resolutions.index(constraints.resolution)
+    rows: dict[bytes, np.ndarray] = {}
+    while len(rows) < n:
+        batch = rng.integers(0, sizes, size=(4096, len(sizes)))
+        batch[:, 0] = res
+        for g in batch[constraints.feasible(batch)]:
+            rows.setdefault(g.tobytes(), g)
+    return np.stack(list(rows.values())[:n])
+
+
+def largest_feasible(constraints, rng: np.random.Generator, draws: int = 20000) -> np.ndarray:
+    """The feasible row with the most MFLOPs among ``draws`` uniform feasible ones: the
+    trivial "biggest network that fits" strategy."""
+    genes = uniform_feasible(constraints, draws, rng)
+    return genes[int(np.argmax(constraints.measure(genes)["mflops"]))]
+
+
+def test_knn(session: SearchSession, arch, data: str, bank: int, test: int) -> float:
+    """kNN accuracy on ``data``'s test split with inherited weights (BN re-estimated on the
+    bank images, as ``edgessl eval`` does)."""
+    net = session.supernet.extract(arch)
+    r = evaluate_backbone(net, data, session.proxy_res, "knn", bank, test, session.device)
+    return float(r["knn"])
+
+
+def run_seed(args, seed: int) -> dict:
+    out = Path(tempfile.mkdtemp(prefix=f"svr{seed}-"))
+    cfg = SearchConfig(out=out, max_mflops=args.budget, supernet=args.supernet,
+                       data=args.proxy_data, seed=seed, population=args.population,
+                       generations=args.generations)
+    t0 = time.time()
+    session = SearchSession(cfg)
+    result = session.run()
+    search_s = time.time() - t0
+    space, cons = session.space, session.constraints
+    rng = np.random.default_rng(1000 + seed)
+    rand = [space.decode(g) for g in uniform_feasible(cons, args.n_random, rng)]
+    proxy = [session.scorer.score(a) for a in rand]
+    tests = [test_knn(session, a, args.data, args.bank, args.test) for a in rand]
+    evaluations = len(result.candidates)
+    pool = [space.decode(g) for g in uniform_feasible(cons, evaluations, rng)]
+    rs_pick = max(pool, key=session.scorer.score)
+    big = space.decode(largest_feasible(cons, rng))
+    picks = {"search": result.best.arch, "random_search": rs_pick, "largest_feasible": big}
+    pick_test = {k: test_knn(session, a, args.data, args.bank, args.test)
+                 for k, a in picks.items()}
+    mflops = {k: space.mflops(a) for k, a in picks.items()}
+    beats = float(np.mean(np.array(tests) < pick_test["search"]))
+    rho = float(spearmanr(proxy, tests).statistic)
+    return {"seed": seed, "search_seconds": round(search_s, 1), "evaluations": evaluations,
+            "percentile": beats, "spearman_proxy_test": rho,
+            "test_knn": pick_test, "mflops": mflops,
+            "proxy": {"search": result.best.score,
+                      "random_search": session.scorer.score(rs_pick),
+                      "largest_feasible": session.scorer.score(big)},
+            "random_percentile": {k: float(np.mean(np.array(tests) < v))
+                                  for k, v in pick_test.items()},
+            "archs": {k: a.to_dict() for k, a in picks.items()},
+            "random": [{"arch": a.to_dict(), "mflops": space.mflops(a), "proxy": p,
+                        "test_knn": t} for a, p, t in zip(rand, proxy, tests, strict=True)],
+            "proxy_kind": session.scorer.kind, "proxy_resolution": session.proxy_res}
+
+
+def summarize(name: str, args, runs: list[dict]) -> list[str]:
+    med = lambda key: float(np.median([r[key] for r in runs]))  # noqa: E731
+    medk = lambda k: float(np.median([r["test_knn"][k] for r in runs]))  # noqa: E731
+    lines = [f"### {name}", "",
+             f"Command: `python benchmarks/search_vs_random.py {' '.join(sys.argv[1:])}`  ",
+             f"Date: {today()}; machine: {machine()}.  ",
+             f"Budget {args.budget:g} MFLOPs at 224; proxy on `{args.proxy_data}` (train split, "
+             f"{runs[0]['proxy_kind']} at {runs[0]['proxy_resolution']} px); test kNN on "
+             f"`{args.data}` (bank {args.bank}, test {args.test}); {args.n_random} random "
+             f"feasible subnets per seed.", "",
+             "| seed | pick beats (of random) | Spearman(proxy, test) | pick kNN | "
+             "random-search pick | largest feasible | evaluations | search s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in runs:
+        t = r["test_knn"]
+        lines.append(
+            f"| {r['seed']} | {100 * r['percentile']:.0f}% | {r['spearman_proxy_test']:.2f} | "
+            f"{100 * t['search']:.2f} ({r['mflops']['search']:.0f} MF) | "
+            f"{100 * t['random_search']:.2f} ({r['mflops']['random_search']:.0f} MF) | "
+            f"{100 * t['largest_feasible']:.2f} ({r['mflops']['largest_feasible']:.0f} MF) | "
+            f"{r['evaluations']} | {r['search_seconds']:.0f} |")
+    lines += [f"| median | {100 * med('percentile'):.0f}% | {med('spearman_proxy_test'):.2f} | "
+              f"{100 * medk('search'):.2f} | {100 * medk('random_search'):.2f} | "
+              f"{100 * medk('largest_feasible'):.2f} | | |", ""]
+    return lines
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="fashion-mnist", help="labelled set whose test split "
+                   "judges the picks")
+    p.add_argument("--proxy-data", default="fashion-mnist-sample",
+                   help="what the search scores on (default: the built-in default search's)")
+    p.add_argument("--supernet", default=None, help="default: the shipped supernet")
+    p.add_argument("--budget", type=float, default=600.0)
+    p.add_argument("--n-random", type=int, default=24)
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--population", type=int, default=SearchConfig.population)
+    p.add_argument("--generations", type=int, default=SearchConfig.generations)
+    p.add_argument("--bank", type=int, default=10000)
+    p.add_argument("--test", type=int, default=10000)
+    p.add_argument("--name", default=None, help="result name (default: from --data)")
+    p.add_argument("--no-write", action="store_true")
+    args = p.parse_args()
+    if args.n_random < 2:
+        p.error(f"--n-random {args.n_random} must be at least 2")
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    name = args.name or Path(args.data).name
+    runs = [run_seed(args, s) for s in seeds]
+    payload = {"name": name, "command": " ".join(sys.argv), "date": today(),
+               "machine": machine(), "args": vars(args), "runs": runs}
+    if not args.no_write:
+        atomic_write_text(ROOT / "benchmarks" / "results" / f"search_vs_random-{name}.json",
+                          json.dumps(payload, indent=1) + "\n")
+    publish(f"search_vs_random_{name}", summarize(f"Search vs random: {name}", args, runs),
+            False)
+
+
+if __name__ == "__main__":
+    main()
