@@ -303,7 +303,7 @@ def _parts(d: dict) -> str:
 def report(r: dict, args) -> list[str]:
     lines = ["## Data throughput and folder index", "",
              f"`OMP_NUM_THREADS=1 python benchmarks/data_throughput.py --work {args.work} "
-             f"--images {args.images} --write` on {r['date']}; {r['machine']}; one thread, no "
+             f"--write` on {r['date']}; {r['machine']}; one thread, no "
              f"loader workers (figures per core); the other core was busy with a training run; "
              f"{r['minutes']:.0f} min. Raw: benchmarks/results/data_throughput.json.", "",
              f"**Two-view augmented images per second per core** from {args.images} JPEGs of "
@@ -321,7 +321,18 @@ def report(r: dict, args) -> list[str]:
                      f"{t['images_per_s']['torchvision']:.1f} | "
                      f"{t['ratio_ours_to_torchvision']:.2f}x | {_parts(b['ours'])} | "
                      f"{_parts(b['torchvision'])} |")
-    lines += ["", "Per image, ms (two views for augment):", "",
+    lines.append("")
+    for t in r["throughput"]:
+        b = t["breakdown_ms_per_image"]
+        share = {k: b["ours"][k] / sum(b["ours"].values()) for k in b["ours"]}
+        lines.append(f"- {t['resolution']} px: augmentation dominates "
+                     f"({100 * share['augment']:.0f}% of ours, decode "
+                     f"{100 * share['decode']:.0f}%, collate "
+                     f"{100 * share['collate']:.0f}%); edgessl's own blur and colour-jitter "
+                     "kernels (same parameters and random draws as torchvision's) are what "
+                     "makes it faster.")
+    lines += ["", "One application each, ms per image (decode: the same JPEGs; blur and jitter: "
+              "the same crops):", "",
               "| resolution | decode: PIL | decode: torchvision.io.decode_jpeg | blur: "
               "torchvision / edgessl | colour jitter: torchvision / edgessl |",
               "|---|---|---|---|---|"]
@@ -333,6 +344,9 @@ def report(r: dict, args) -> list[str]:
                      f"{o['blur']['torchvision']:.2f} / {o['blur']['edgessl']:.2f} | "
                      f"{o['colour jitter']['torchvision']:.2f} / "
                      f"{o['colour jitter']['edgessl']:.2f} |")
+    lines += ["", "`torchvision.io.decode_jpeg` decodes faster than PIL, but torchvision 0.29 "
+              "deprecates its image decoding (a warning on every call, removal announced), and "
+              "decoding is the smaller part: edgessl keeps PIL."]
     i = r["index"]
     f, s = i["first_start"], i["second_start"]
     lines += ["", f"**Index: start of `edgessl eval`** on a generated labelled folder of "

@@ -81,8 +81,9 @@ def run_eval(data: Path, bank: int, test: int, cache: Path) -> dict:
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
     wall = time.perf_counter() - t
     rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr).group(1))
-    return {"command": " ".join(cmd[cmd.index("eval"):]), "result": json.loads(r.stdout.splitlines()[-1]),
-            "wall_s": wall, "peak_rss_mb": rss_kb / 1024}
+    return {"command": " ".join(cmd[cmd.index("eval"):]),
+            "result": json.loads(r.stdout.splitlines()[-1]), "wall_s": wall,
+            "peak_rss_mb": rss_kb / 1024}
 
 
 def probes(data: Path, subset: int, test: int) -> dict:

@@ -1,161 +1,197 @@
-"""The headline comparison: a searched <=600-MFLOPs architecture against ResNet18, MobileNetV2
-and ResNet50 on Fashion-MNIST, every network trained with the same SSL recipe and budget.
+"""The headline claim, measured: the searched network against handcrafted ones.
 
-All networks are trained and evaluated at one input resolution (default 32 px: the 28 px
-images upsampled; the largest resolution these 2 CPU cores can afford for four standalone runs,
-and one that keeps every network's stride-32 feature map at least 1x1). Costs are reported at
-that resolution and at 224, latency with onnxruntime on CPU at 224 (the deployment setting).
+One invocation: ``edgessl search`` (budget ``--budget-mflops`` at 224, the shipped supernet
+unless ``--supernet``) picks a network; it is evaluated with its inherited weights, fine-tuned
+from them, and retrained from scratch, next to ResNet18, MobileNetV2, MobileNetV3-Large and
+ResNet50, every trained network with the same default ``edgessl train`` recipe and the same
+budget (images seen), for each seed. Reported per network and seed: kNN and linear-probe
+accuracy on Fashion-MNIST's test split, the same network at random init, MFLOPs at the
+training resolution and at 224, params, and onnxruntime-CPU latency at 224 measured side by
+side in one ``edgessl bench`` run. Resumable: finished runs and evaluations are kept in
+``--work``; every command goes through the CLI and is recorded.
 
-Run:  python benchmarks/headline.py --supernet runs/fm/last.ckpt --steps 150 --write
-(without --supernet it first trains one with --supernet-minutes of budget).
+    python benchmarks/headline.py --preset cpu      # the committed figures (hours on 2 cores)
+    python benchmarks/headline.py --preset gpu      # one H200, about 10 minutes
+    python benchmarks/headline.py --preset smoke    # the code path in seconds (tests)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from _machine import machine, today, write_section
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-BASELINES = ("resnet18", "mobilenet_v2", "resnet50")
+from _machine import machine, publish, today  # noqa: E402
+from _runs import ResultCache, command_line, edgessl, evaluate, last_json, train_once  # noqa: E402
 
-
-def edgessl(*args: str, log: Path) -> str:
-    """Run one edgessl command as a user would; stdout back, everything logged."""
-    cmd = [sys.executable, "-m", "edgessl", *map(str, args)]
-    t0 = time.time()
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    with log.open("a") as f:
-        f.write(f"$ edgessl {' '.join(map(str, args))}  ({time.time() - t0:.0f} s, "
-                f"rc {p.returncode})\n{p.stderr[-3000:]}\n")
-    if p.returncode != 0:
-        raise SystemExit(f"edgessl {' '.join(map(str, args))} failed:\n{p.stderr[-3000:]}")
-    return p.stdout
-
-
-def last_json(text: str) -> dict:
-    return json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--supernet", help="Fashion-MNIST supernet checkpoint (edgessl train)")
-    ap.add_argument("--supernet-minutes", type=float, default=20)
-    ap.add_argument("--work", default="runs/headline")
-    ap.add_argument("--resolution", type=int, default=32)
-    ap.add_argument("--steps", type=int, default=150, help="standalone SSL steps, every net")
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--ssl", default="simclr")
-    ap.add_argument("--optimizer", default="adamw")
-    ap.add_argument("--lr", type=float, default=0.002)
-    ap.add_argument("--reuse", action="store_true",
-                    help="keep finished runs in --work whose recipe matches (resume a benchmark)")
-    ap.add_argument("--budget-mflops", type=float, default=600)
-    ap.add_argument("--population", type=int, default=16)
-    ap.add_argument("--generations", type=int, default=6)
-    ap.add_argument("--bank-size", type=int, default=10000)
-    ap.add_argument("--test-size", type=int, default=10000)
-    ap.add_argument("--write", action="store_true")
-    args = ap.parse_args()
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    log = work / "commands.log"
-    t_start = time.time()
-    supernet = args.supernet
-    if supernet is None:
-        edgessl("train", "--data", "fashion-mnist", "--ssl", args.ssl, "--resolution",
-                args.resolution, "--time-limit", args.supernet_minutes * 60, "--epochs", 100,
-                "--out", work / "supernet", "--json", log=log)
-        supernet = str(work / "supernet" / "last.ckpt")
-    search_dir = work / "search"
-    if not (args.reuse and (search_dir / "best.arch.json").exists()):
-        edgessl("search", "--supernet", supernet, "--data", "fashion-mnist", "--budget-mflops",
-            args.budget_mflops, "--resolution", 224, "--population", args.population,
-                "--generations", args.generations, "--out", search_dir, "--json", log=log)
-    recipe = ["--data", "fashion-mnist", "--ssl", args.ssl, "--resolution", args.resolution,
-              "--max-steps", args.steps, "--epochs", 1000, "--batch-size", args.batch_size,
-              "--optimizer", args.optimizer, "--lr", args.lr, "--json"]
-    wanted = {"ssl": args.ssl, "optimizer": args.optimizer, "lr_used": args.lr,
-              "max_steps": args.steps, "batch_size": args.batch_size,
-              "resolution_used": args.resolution}
-    runs = {"searched (retrained)": ["--arch", search_dir / "best.arch.json"]}
-    runs.update({b: ["--space", f"baseline:{b}"] for b in BASELINES})
-    ckpts = {"searched (inherited)": search_dir / "best.ckpt"}
-    seconds = {}
-    for name, extra in runs.items():
-        out = work / name.split()[0]
-        ckpts[name] = out / "last.ckpt"
-        if args.reuse and (out / "config.json").exists() and (out / "last.ckpt").exists():
-            done = json.loads((out / "config.json").read_text())
-            if all(done.get(k) == v for k, v in wanted.items()):
-                continue
-        if out.exists():
-            shutil.rmtree(out)
-        t0 = time.time()
-        edgessl("train", *recipe, *extra, "--out", out, log=log)
-        seconds[name] = time.time() - t0
-    evals = {}
-    for name, ckpt in ckpts.items():
-        evals[name] = last_json(edgessl(
-            "eval", ckpt, "--data", "fashion-mnist", "--protocol", "both", "--resolution",
-            args.resolution, "--bank-size", args.bank_size, "--test-size", args.test_size,
-            "--json", log=log))
-    # costs at the training resolution and at 224
+BASELINES = ("resnet18", "mobilenet_v2", "mobilenet_v3_large", "resnet50")
+PRESETS = {
+    "smoke": dict(data="digits", search_data="digits", budget_images=128, batch_size=32,
+                  resolution=32, seeds=[0, 1], baselines=["mobilenet_v3_small"], bank=500,
+                  test=300, population=4, generations=1, extra=["--workers", "0"],
+                  bench_runs=5),
+    "cpu": dict(data="fashion-mnist", search_data="fashion-mnist-sample",
+                budget_images=38400, batch_size=64, resolution=56, seeds=[0, 1],
+                baselines=list(BASELINES), bank=10000, test=10000, population=16,
+                generations=6, extra=["--workers", "0"], bench_runs=200),
+    "gpu": dict(data="fashion-mnist", search_data="fashion-mnist-sample",
+                budget_images=1200000, batch_size=512, resolution=96, seeds=[0, 1],
+                baselines=list(BASELINES), bank=10000, test=10000, population=16,
+                generations=6, extra=["--precision", "bf16", "--device", "cuda"],
+                bench_runs=200),
+}
 
 
+def costs(model: str, arch_file: Path, resolution: int) -> dict:
+    """MFLOPs at the training resolution and at 224, params (millions)."""
     from edgessl.arch import Arch
     from edgessl.cost.flops import count_macs, model_cost
     from edgessl.models import build_network
 
-    best = Arch.load(search_dir / "best.arch.json")
-    costs = {}
-    for name in ckpts:
-        if name.startswith("searched"):
-            net = build_network(best, num_classes=1000)
-            c224 = model_cost(best)
-            costs[name] = (count_macs(net, args.resolution) / 1e6, c224.mflops, c224.params)
-        else:
-            costs[name] = (model_cost(name, args.resolution).mflops, model_cost(name).mflops,
-                           model_cost(name).params)
-    bench = last_json(edgessl("bench", search_dir, "--against", ",".join(BASELINES),
-                              "--backend", "onnxruntime-cpu", "--threads", 1, "--resolution",
-                              224, "--json", log=log))
-    rows = bench["results"]
-    lat = {"searched (inherited)": rows[0]["median_ms"],
-           "searched (retrained)": rows[0]["median_ms"]}
-    lat.update({name: row["median_ms"] for name, row in zip(BASELINES, rows[1:], strict=True)})
-    lines = [
-        "## Headline: searched vs handcrafted on Fashion-MNIST", "",
-        f"`python benchmarks/headline.py {' '.join(sys.argv[1:])}` on {today()}; {machine()}; "
-        f"{(time.time() - t_start) / 60:.0f} min in all. Every network: SSL `{args.ssl}`, "
-        f"{args.optimizer} lr {args.lr:g}, {args.steps} steps of batch {args.batch_size} at "
-        f"{args.resolution} px (same recipe, "
-        f"same budget); kNN (k=20, cosine) and linear probe on frozen features, bank = "
-        f"{args.bank_size} labelled train images, accuracy on {args.test_size} test images. "
-        f"Searched arch: `{best}` (supernet `{supernet}`, budget {args.budget_mflops:g} "
-        "MFLOPs at 224). Latency: onnxruntime CPU, 1 thread, batch 1, 224 px, one run side "
-        "by side.", "",
-        f"| network | kNN % | linear % | MFLOPs @{args.resolution} | MFLOPs @224 | params (M) "
-        "| ORT-CPU ms @224 | train s |", "|---|---|---|---|---|---|---|---|"]
-    for name in ckpts:
-        e, c = evals[name], costs[name]
-        ms = lat.get(name)
-        lines.append(f"| {name} | {100 * e['knn']:.2f} | {100 * e['linear']:.2f} | {c[0]:.1f} | "
-                     f"{c[1]:.1f} | {c[2] / 1e6:.2f} | {'' if ms is None else f'{ms:.2f}'} | "
-                     f"{seconds.get(name, 0):.0f} |")
-    text = "\n".join(lines)
-    (work / "headline.md").write_text(text + "\n")
-    (work / "headline.json").write_text(json.dumps({"evals": evals, "costs": costs,
-                                                    "latency_ms": lat}, indent=1))
-    print(text)
-    if args.write:
-        write_section("headline", text)
+    if model.startswith("searched"):
+        arch = Arch.load(arch_file)
+        c = model_cost(arch)
+        at_res = count_macs(build_network(arch, num_classes=1000), resolution) / 1e6
+        return {"mflops_train_res": at_res, "mflops_224": c.mflops, "params_m": c.params / 1e6}
+    c = model_cost(model)
+    return {"mflops_train_res": model_cost(model, resolution).mflops, "mflops_224": c.mflops,
+            "params_m": c.params / 1e6}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    ap.add_argument("--supernet", default=None, help="default: the shipped supernet")
+    ap.add_argument("--budget-mflops", type=float, default=600.0)
+    ap.add_argument("--budget-images", type=int, help="images per training run (preset)")
+    ap.add_argument("--work", default=None, help="default: runs/headline-<preset>")
+    ap.add_argument("--out", default=None, help="result JSON (default: "
+                    "benchmarks/results/headline.json; smoke: in --work)")
+    ap.add_argument("--write", action="store_true", help="put the table into BENCHMARKS.md")
+    args = ap.parse_args()
+    p = dict(PRESETS[args.preset])
+    if args.budget_images is not None:
+        p["budget_images"] = args.budget_images
+    work = Path(args.work or f"runs/headline-{args.preset}")
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "commands.log"
+    cache = ResultCache(work / "results.json")
+    t0 = time.time()
+
+    search_dir = work / "search"
+    search_cmd = ["search", "--budget-mflops", args.budget_mflops, "--data", p["search_data"],
+                  "--population", p["population"], "--generations", p["generations"],
+                  "--out", search_dir, "--json"]
+    if args.supernet:
+        search_cmd[1:1] = ["--supernet", args.supernet]
+    if cache.get("search") is None:
+        t = time.time()
+        summary = last_json(edgessl(search_cmd, log))
+        cache.put("search", {"command": command_line(search_cmd[:-1]), "summary": summary,
+                             "seconds": time.time() - t})
+    arch_file, best_ckpt = search_dir / "best.arch.json", search_dir / "best.ckpt"
+    steps = max(1, p["budget_images"] // p["batch_size"])
+    recipe = ["--data", p["data"], "--resolution", p["resolution"], "--batch-size",
+              p["batch_size"], "--epochs", 1000, "--max-steps", steps, *p["extra"]]
+    ev = ["--bank-size", p["bank"], "--test-size", p["test"], "--resolution", p["resolution"]]
+    networks = {"searched (retrained)": ["--arch", arch_file],
+                "searched (fine-tuned)": ["--arch", arch_file, "--init-from", best_ckpt],
+                **{b: ["--space", f"baseline:{b}"] for b in p["baselines"]}}
+    rows = []
+    inherited = cache.get("searched (inherited)")
+    if inherited is None:
+        trained = evaluate(best_ckpt, p["data"], log, "--protocol", "both", *ev)
+        random = evaluate(best_ckpt, p["data"], log, "--protocol", "knn", *ev, "--init",
+                          "random")
+        inherited = {"network": "searched (inherited)", "seed": None, "knn": trained["knn"],
+                     "linear": trained["linear"], "random_init_knn": random["knn"],
+                     "command": cache.get("search")["command"], "train_seconds": 0.0}
+        cache.put("searched (inherited)", inherited)
+    rows.append(inherited)
+    for seed in p["seeds"]:
+        for name, extra in networks.items():
+            key = f"{name}/seed{seed}"
+            row = cache.get(key)
+            if row is None:
+                out = work / f"{name.split()[0]}-{name.split('(')[-1].rstrip(')')}-s{seed}" \
+                    if name.startswith("searched") else work / f"{name}-s{seed}"
+                t = time.time()
+                command = train_once([*extra, *recipe, "--seed", seed], out, log)
+                seconds = time.time() - t
+                trained = evaluate(out / "last.ckpt", p["data"], log, "--protocol", "both", *ev)
+                random = evaluate(out / "last.ckpt", p["data"], log, "--protocol", "knn", *ev,
+                                  "--init", "random", "--seed", seed)
+                row = {"network": name, "seed": seed, "knn": trained["knn"],
+                       "linear": trained["linear"], "random_init_knn": random["knn"],
+                       "command": command, "train_seconds": seconds}
+                cache.put(key, row)
+            rows.append(row)
+            print(f"{key}: kNN {row['knn']:.4f} (random {row['random_init_knn']:.4f}), "
+                  f"linear {row['linear']:.4f}", flush=True)
+
+    bench = cache.get("bench")
+    if bench is None:
+        bench_cmd = ["bench", search_dir, "--against", ",".join(p["baselines"]), "--backend",
+                     "onnxruntime-cpu", "--threads", 1, "--batch", 1, "--resolution", 224,
+                     "--runs", p["bench_runs"], "--json"]
+        result = last_json(edgessl(bench_cmd, log))
+        lat = [r["median_ms"] for r in result["results"]]
+        bench = {"command": command_line(bench_cmd[:-1]),
+                 "latency_ms": {"searched": lat[0], **dict(zip(p["baselines"], lat[1:],
+                                                               strict=True))}}
+        cache.put("bench", bench)
+    for row in rows:
+        model = "searched" if row["network"].startswith("searched") else row["network"]
+        row.update(costs(row["network"], arch_file, p["resolution"]))
+        row["latency_ms"] = bench["latency_ms"][model]
+
+    search = cache.get("search")
+    result = {"preset": args.preset, "budget_images": steps * p["batch_size"],
+              "resolution": p["resolution"], "data": p["data"], "rows": rows,
+              "searched_arch": json.loads(arch_file.read_text()),
+              "search": search, "bench": bench,
+              "command": "python benchmarks/headline.py " + " ".join(sys.argv[1:]),
+              "date": today(), "machine": machine(),
+              "hours_this_invocation": (time.time() - t0) / 3600}
+    out = Path(args.out) if args.out else (
+        work / "headline.json" if args.preset == "smoke"
+        else ROOT / "benchmarks" / "results" / "headline.json")
+    from edgessl.utils import atomic_write_text
+
+    atomic_write_text(out, json.dumps(result, indent=1) + "\n")
+    publish("headline", table(result), args.write)
+
+
+def table(result: dict) -> list[str]:
+    """The BENCHMARKS.md section: per network, the mean over seeds and each seed's kNN."""
+    by: dict[str, list[dict]] = {}
+    for row in result["rows"]:
+        by.setdefault(row["network"], []).append(row)
+    lines = [f"`{result['command']}` on {result['date']}; {result['machine']}. Every trained "
+             f"network: the default `edgessl train` recipe, {result['budget_images']} images "
+             f"at {result['resolution']} px; kNN (k=20) and linear probe on frozen features, "
+             f"`{result['data']}` test split. Search: `{result['search']['command']}` "
+             f"({result['search']['seconds']:.0f} s). Latency: `{result['bench']['command']}`.",
+             "", "| network | kNN % (mean; per seed) | linear % | random init kNN % | "
+             "MFLOPs @train | MFLOPs @224 | params (M) | ORT-CPU ms @224 | train min |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, rs in by.items():
+        mean = lambda k, rs=rs: sum(r[k] for r in rs) / len(rs)  # noqa: E731
+        seeds = "; ".join(f"{100 * r['knn']:.2f}" for r in rs)
+        r0 = rs[0]
+        lines.append(f"| {name} | {100 * mean('knn'):.2f} ({seeds}) | "
+                     f"{100 * mean('linear'):.2f} | {100 * mean('random_init_knn'):.2f} | "
+                     f"{r0['mflops_train_res']:.1f} | {r0['mflops_224']:.1f} | "
+                     f"{r0['params_m']:.2f} | {r0['latency_ms']:.2f} | "
+                     f"{mean('train_seconds') / 60:.1f} |")
+    return lines
 
 
 if __name__ == "__main__":

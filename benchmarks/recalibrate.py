@@ -1,16 +1,23 @@
 """Issue 20 acceptance 3: re-fit the shipped latency table here from 10 subnets, then check it on
-30 other fresh subnets per resolution; the same check subnets are scored by the shipped table
-too (one measurement, two tables: before and after side by side).
+30 other fresh subnets per resolution, before (shipped table) and after (re-fitted table).
 
-Runs the two commands a user runs (subprocesses, ``--json``)::
+Two modes, results of both kept in benchmarks/results/recalibrate.json:
 
-    edgessl profile --recalibrate TABLE --subnets 10 --out NEW --threads 1 --json
-    edgessl profile --check NEW --subnets 30 --resolution 128 --resolution 224 --threads 1 --json
+- ``--mode commands``: the two commands a user runs, one after the other (subprocesses)::
 
-and writes benchmarks/results/recalibrate.json and (``--write``) the BENCHMARKS.md section
-``recalibrate``. Takes ~15 minutes on one core of the dev machine (most of it exporting).
+      edgessl profile --recalibrate TABLE --subnets 10 --out NEW --threads 1 --json
+      edgessl profile --check NEW --subnets 30 --resolution 128 --resolution 224 --threads 1
 
-    OMP_NUM_THREADS=1 python benchmarks/recalibrate.py [--subnets 10] [--check 30] [--write]
+  The check's subnets are also scored by the shipped table (same measurements).
+- ``--mode window``: the same fresh subnets (recalibrate's 10, check's 30 per resolution),
+  exported and timed by the same functions, but all measured in one interleaved chunk and then
+  fitted (on the 10) and scored (on the others): one measurement window, so a machine whose
+  speed drifts between two commands (a shared one does) hits fit and check alike.
+
+``--write`` renders both into the BENCHMARKS.md section ``recalibrate``. Each mode takes ~15
+minutes on one core of the dev machine, most of it exporting.
+
+    OMP_NUM_THREADS=1 python benchmarks/recalibrate.py --mode commands|window [--write]
 """
 
 from __future__ import annotations
@@ -27,7 +34,6 @@ from pathlib import Path
 from _machine import BENCHMARKS, machine, today, write_section
 
 from edgessl.cost.latency import LatencyTable
-from edgessl.profile.check import score_networks
 from edgessl.utils import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,46 +52,79 @@ def edgessl(*args: str) -> dict:
     return json.loads(done.stdout)
 
 
+def run_commands(args: argparse.Namespace, res_args: list) -> dict:
+    from edgessl.profile.check import score_networks
+
+    tmp = Path(tempfile.mkdtemp(prefix="edgessl-recal-"))
+    new = args.new or tmp / "recalibrated.json"
+    t0 = time.time()
+    recal = edgessl("profile", "--recalibrate", args.table, "--subnets", args.subnets,
+                    "--out", new, "--threads", 1, "--plot", tmp / "recal.png")
+    t1 = time.time()
+    check = edgessl("profile", "--check", new, "--subnets", args.check, *res_args,
+                    "--threads", 1, "--plot", tmp / "check.png")
+    t2 = time.time()
+    before = score_networks(LatencyTable.load(args.table), [dict(n) for n in check["networks"]])
+    rel = args.table.relative_to(ROOT)
+    return {
+        "header": {k: recal[k] for k in ("table_device", "device", "table_backend_version",
+                                         "backend_version", "clock", "timing")},
+        "commands": [f"edgessl profile --recalibrate {rel} --subnets {args.subnets} --out NEW "
+                     "--threads 1",
+                     f"edgessl profile --check NEW --subnets {args.check} "
+                     f"{' '.join(map(str, res_args))} --threads 1"],
+        "minutes": {"recalibrate": round((t1 - t0) / 60, 1), "check": round((t2 - t1) / 60, 1)},
+        "recalibrate": {k: recal[k] for k in ("subnets", "held_out_per_resolution",
+                                              "corrections", "before", "after")},
+        "before": before, "after": check["results"], "networks": check["networks"],
+    }
+
+
+def run_window(args: argparse.Namespace, resolutions: list[int]) -> dict:
+    from edgessl.profile import check as chk
+    from edgessl.profile.validate import recalibrated_overhead
+
+    table = LatencyTable.load(args.table)
+    s = chk.CheckSettings(seed=1, net_chunk=10_000)
+    t0 = time.time()
+    cal = chk.fresh_archs(table, chk.spread(args.subnets, table.meta["resolutions"]), s.seed,
+                          chk.TAG_RECALIBRATE)
+    fresh = chk.fresh_archs(table, {r: args.check for r in resolutions}, s.seed, chk.TAG_CHECK,
+                            exclude={a.to_json() for a in cal})
+    timing = {k: table.meta["timing"][k] for k in ("net_runs", "rounds", "warmup")}
+    nets = chk.measure_archs(table, [("recalibrate", a) for a in cal]
+                             + [("check", a) for a in fresh], timing, s)
+    fit_on = [n for n in nets if n["role"] == "recalibrate"]
+    samples = [(n["arch"]["resolution"], table.predict(chk.Arch.from_dict(n["arch"])),
+                n["measured"]["median_ms"]) for n in fit_on]
+    new = LatencyTable(dict(table.meta), table.entries, recalibrated_overhead(table, samples))
+    checked = [n for n in nets if n["role"] == "check"]
+    before = chk.score_networks(table, [dict(n) for n in checked])
+    after = chk.score_networks(new, checked)
+    return {"minutes": round((time.time() - t0) / 60, 1), "subnets": len(cal),
+            "corrections": new.overhead["corrections"], "before": before, "after": after,
+            "networks": nets, "timing": timing}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--mode", choices=["commands", "window"], default="commands")
     ap.add_argument("--table", type=Path, default=TABLE)
-    ap.add_argument("--new", type=Path, help="where the re-fitted table goes (default: a temp "
-                                             "file)")
+    ap.add_argument("--new", type=Path, help="commands: where the re-fitted table goes "
+                                             "(default: a temp file)")
     ap.add_argument("--subnets", type=int, default=10)
     ap.add_argument("--check", type=int, default=30)
     ap.add_argument("--resolution", type=int, action="append", default=None)
     ap.add_argument("--write", action="store_true", help="write the BENCHMARKS.md section")
     args = ap.parse_args()
     resolutions = args.resolution or [128, 224]
-    tmp = tempfile.mkdtemp(prefix="edgessl-recal-")
-    new = args.new or Path(tmp) / "recalibrated.json"
-    t0 = time.time()
-    recal = edgessl("profile", "--recalibrate", args.table, "--subnets", args.subnets,
-                    "--out", new, "--threads", 1, "--plot", Path(tmp) / "recal.png")
-    t1 = time.time()
     res_args = [a for r in resolutions for a in ("--resolution", r)]
-    check = edgessl("profile", "--check", new, "--subnets", args.check, *res_args,
-                    "--threads", 1, "--plot", Path(tmp) / "check.png")
-    t2 = time.time()
-    shipped = LatencyTable.load(args.table)
-    before = score_networks(shipped, [dict(n) for n in check["networks"]])
-    result = {
-        "date": today(), "machine": machine(), "table": str(args.table.relative_to(ROOT)),
-        "table_device": recal["table_device"], "device": recal["device"],
-        "table_backend_version": recal["table_backend_version"],
-        "backend_version": recal["backend_version"], "clock": recal["clock"],
-        "timing": recal["timing"],
-        "commands": [f"edgessl profile --recalibrate {args.table.relative_to(ROOT)} --subnets "
-                     f"{args.subnets} --out NEW --threads 1",
-                     f"edgessl profile --check NEW --subnets {args.check} "
-                     f"{' '.join(map(str, res_args))} --threads 1"],
-        "minutes": {"recalibrate": round((t1 - t0) / 60, 1), "check": round((t2 - t1) / 60, 1)},
-        "recalibrate": {k: recal[k] for k in ("subnets", "held_out_per_resolution",
-                                              "corrections", "before", "after")},
-        "check": {"subnets_per_resolution": args.check, "seed": check["seed"],
-                  "before_shipped_table": before, "after_recalibrated_table": check["results"],
-                  "networks": check["networks"]},
-    }
+    result = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    result["table"] = str(args.table.relative_to(ROOT))
+    part = run_commands(args, res_args) if args.mode == "commands" else run_window(args,
+                                                                                  resolutions)
+    result[args.mode] = {"date": today(), "machine": machine(), "check_per_resolution":
+                         args.check, **part}
     save(RESULTS, result, SECTION, markdown(result), args.write)
 
 
@@ -102,6 +141,21 @@ def save(results: Path, result: dict, section: str, text: str, write: bool) -> N
         write_section(section, text)
 
 
+HEAD = ("| resolution | n | within ±10% | within ±5% | MAPE | Spearman | drift "
+        "(measured / predicted) |\n|---|---|---|---|---|---|---|")
+
+
+def rows(before: dict, after: dict) -> list[str]:
+    out = []
+    for res, a in after.items():
+        b = before[res]
+        out.append(f"| {res} | {a['n']} | {b['within_10pct']:.1%} → **{a['within_10pct']:.1%}** "
+                   f"| {b['within_5pct']:.1%} → {a['within_5pct']:.1%} | {b['mape']:.2%} → "
+                   f"{a['mape']:.2%} | {b['spearman']:.3f} → {a['spearman']:.3f} | "
+                   f"{b['drift']:.3f} → {a['drift']:.3f} |")
+    return out
+
+
 def goal_line(after: dict) -> str:
     """Issue 20 acceptance 3: at least 95% within +-10% at 128 and 224 px."""
     shares = {k: after[k]["within_10pct"] for k in ("128", "224") if k in after}
@@ -111,39 +165,43 @@ def goal_line(after: dict) -> str:
             f"**{'met' if met else 'missed'}** ({text}).")
 
 
-def markdown(r: dict) -> str:
-    def row(res: str, b: dict, a: dict) -> str:
-        return (f"| {res} | {a['n']} | {b['within_10pct']:.1%} → **{a['within_10pct']:.1%}** | "
-                f"{b['within_5pct']:.1%} → {a['within_5pct']:.1%} | {b['mape']:.2%} → "
-                f"{a['mape']:.2%} | {b['spearman']:.3f} → {a['spearman']:.3f} | "
-                f"{b['drift']:.3f} → {a['drift']:.3f} |")
+def corrections(c: dict) -> str:
+    return ", ".join(f"{k} px ×{v:.3f}" for k, v in c.items())
 
-    head = ("| resolution | n | within ±10% | within ±5% | MAPE | Spearman | drift "
-            "(measured / predicted) |\n|---|---|---|---|---|---|---|")
-    rc, ck = r["recalibrate"], r["check"]
-    corr = ", ".join(f"{k} px ×{v:.3f}" for k, v in rc["corrections"].items())
-    lines = [
-        "## Latency table: check and re-calibration on this machine", "",
-        f"Command: `OMP_NUM_THREADS=1 python benchmarks/recalibrate.py --write` on {r['date']}; "
-        f"{r['machine']}; raw results in `benchmarks/results/recalibrate.json`. It runs:", "",
-        *[f"    {c}" for c in r["commands"]], "",
-        f"Table `{r['table']}`: measured on {r['table_device']} with "
-        f"{r['table_backend_version']}; now {r['device']}, {r['backend_version']}; clock "
-        f"`{r['clock']}` (thread CPU time: another process was training on the other core), "
-        f"{r['timing']['net_runs']} timed runs per subnet over {r['timing']['rounds']} rounds. "
-        f"Every subnet is exported as `edgessl export` does and timed as `edgessl bench` does.",
-        "",
-        f"**Check on {ck['subnets_per_resolution']} fresh subnets per resolution** (none used "
-        "to fit either table), the same measurements scored by the shipped table (before) and "
-        "the re-calibrated one (after):", "", head,
-        *[row(k, ck["before_shipped_table"][k], v)
-          for k, v in ck["after_recalibrated_table"].items()], "",
-        goal_line(ck["after_recalibrated_table"]), "",
-        f"**Re-calibration** from {rc['subnets']} subnets dealt over the table's resolutions "
-        f"({r['minutes']['recalibrate']} min); corrections c(r): {corr}. Its own "
-        f"{rc['held_out_per_resolution']} held-out subnets per resolution, before → after:", "",
-        head, *[row(k, rc["before"][k], v) for k, v in rc["after"].items()], "",
-    ]
+
+def markdown(r: dict) -> str:
+    lines = ["## Latency table: check and re-calibration on this machine", ""]
+    cmd, win = r.get("commands"), r.get("window")
+    if cmd:
+        h, rc = cmd["header"], cmd["recalibrate"]
+        lines += [
+            f"Table `{r['table']}`: measured on {h['table_device']} with "
+            f"{h['table_backend_version']}; now {h['device']}, {h['backend_version']}; clock "
+            f"`{h['clock']}` (thread CPU time), {h['timing']['net_runs']} timed runs per subnet "
+            f"over {h['timing']['rounds']} rounds. Every subnet is exported as `edgessl "
+            "export` does and timed as `edgessl bench` does.", "",
+            f"**The two commands, one after the other** (`OMP_NUM_THREADS=1 python "
+            f"benchmarks/recalibrate.py --mode commands --write` on {cmd['date']}; "
+            f"{cmd['machine']}; re-fit {cmd['minutes']['recalibrate']} min, check "
+            f"{cmd['minutes']['check']} min):", "",
+            *[f"    {c}" for c in cmd["commands"]], "",
+            f"Re-fitted from {rc['subnets']} subnets dealt over the table's resolutions; "
+            f"corrections c(r): {corrections(rc['corrections'])}. Its own "
+            f"{rc['held_out_per_resolution']} held-out subnets per resolution, measured in the "
+            "same run, before → after:", "", HEAD, *rows(rc["before"], rc["after"]), "",
+            f"The check, run right after on {cmd['check_per_resolution']} other fresh subnets "
+            "per resolution, scored by the shipped table (before) and the re-fitted one "
+            "(after), same measurements:", "", HEAD, *rows(cmd["before"], cmd["after"]), "",
+            goal_line(cmd["after"]), ""]
+    if win:
+        lines += [
+            f"**One measurement window** (`OMP_NUM_THREADS=1 python benchmarks/recalibrate.py "
+            f"--mode window --write` on {win['date']}; {win['machine']}; {win['minutes']} min): "
+            f"the same fresh subnets as above (the re-fit's {win['subnets']}, the check's "
+            f"{win['check_per_resolution']} per resolution) timed in one interleaved chunk, then "
+            f"the re-fit on the {win['subnets']} (corrections {corrections(win['corrections'])})"
+            " and the check of both tables on the others:", "", HEAD,
+            *rows(win["before"], win["after"]), "", goal_line(win["after"]), ""]
     return "\n".join(lines)
 
 

@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     def make(path: str):
         full = os.path.join(args.bundle, path)
         try:
-            return backend.session(full, kind="onnx", threads=args.threads)
+            return backend.session(full, kind="onnx", threads=args.threads,
+                                   batch=manifest["batch"])
         except rt.Unavailable as exc:
             fail(str(exc))
         except rt.SessionError as exc:

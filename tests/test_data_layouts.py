@@ -157,13 +157,21 @@ def test_validation_classes_must_exist_in_training(tmp_path):
         open_dataset(str(data), "test", val_data=str(tmp_path / "nowhere"))
 
 
-def test_index_is_cached_and_follows_changes(tmp_path):
+def new_process(monkeypatch) -> None:
+    """Forget the indexes this process has read, as a later command would start."""
+    import edgessl.data.index
+
+    monkeypatch.setattr(edgessl.data.index, "_OPENED", {})
+
+
+def test_index_is_cached_and_follows_changes(tmp_path, monkeypatch):
     folder = tmp_path / "imgs"
     for i in range(5):
         jpeg(folder / "a" / f"{i}.jpg", i)
         jpeg(folder / "b" / f"{i}.jpg", 10 + i)
     first = open_index(folder)
     assert not first.cached and index_path(folder).is_file()
+    new_process(monkeypatch)
     second = open_index(folder)
     assert second.cached and len(second) == 10 and second.classes == ["a", "b"]
     assert [second.files.relative(i) for i in range(10)] == [first.files.relative(i)
@@ -175,8 +183,13 @@ def test_index_is_cached_and_follows_changes(tmp_path):
     assert not third.cached and len(third) == 11
     (folder / "a" / "0.jpg").unlink()
     assert len(open_index(folder)) == 10
+    new_process(monkeypatch)
+    assert open_index(folder).cached and len(open_index(folder)) == 10
     index_path(folder).write_bytes(b"garbage")  # an unreadable cache is rebuilt, not fatal
-    assert not open_index(folder).cached and open_index(folder).cached
+    new_process(monkeypatch)
+    assert not open_index(folder).cached
+    new_process(monkeypatch)
+    assert open_index(folder).cached
 
 
 def test_corrupt_images_are_found_when_decoded(tmp_path):

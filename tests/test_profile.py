@@ -195,17 +195,14 @@ def test_check_times_fresh_exported_subnets_against_the_table(measured, tmp_path
     assert (tmp_path / "c.png").stat().st_size > 1000
 
 
-def test_cli_check_json_and_table(measured, cli, tmp_path, monkeypatch):
+def test_cli_check_prints_the_scores_and_writes_the_plot(measured, cli, tmp_path, monkeypatch):
     _, path = measured
     monkeypatch.chdir(tmp_path)
-    r = cli("profile", "--check", path, "--subnets", 1, *CHEAP, "--json")
+    r = cli("profile", "--check", path, "--subnets", 1, *CHEAP)
     assert r.code == 0, r
-    report = json.loads(r.out)
-    assert set(report["results"]) == {"128", "all"}
-    assert [sorted(n) for n in report["networks"]] == [["arch", "measured", "predicted_ms",
-                                                         "role"]]
-    assert report["plot"] == "tiny-check.png" and (tmp_path / "tiny-check.png").is_file()
-    assert report["backend"] == "onnxruntime-cpu" and report["subnets_per_resolution"] == 1
+    assert "1 fresh subnets per resolution" in r.out and "drift" in r.out
+    assert "device then:" in r.out and "scatter plot: tiny-check.png" in r.out
+    assert (tmp_path / "tiny-check.png").stat().st_size > 1000
 
 
 def test_recalibrate_refits_from_few_subnets_and_records_where(measured, cli, tmp_path):
@@ -246,7 +243,9 @@ def test_recalibrate_refits_from_few_subnets_and_records_where(measured, cli, tm
     (["--check", "{t}", "--kernel", "5"], "--kernel applies when measuring a table"),
     (["--check", "{t}", "--resolution", "224"], "--resolution 224: the table covers 128"),
     (["--check", "{t}", "--subnets", "0"], "--subnets 0 must be at least 1"),
+    (["--check", "{t}", "--net-runs", "0"], "--net-runs 0 must be at least 1"),
     (["--check", "{t}", "--out", "{x}"], "exactly one of"),
+    (["--check", "{t}", "--validate", "3"], "--validate goes with --recalibrate"),
     (["--recalibrate", "{t}", "--subnets", "11", "--out", "{x}"], "--subnets 11"),
     (["--recalibrate", "{t}"], "--recalibrate needs --out"),
     (["--recalibrate", "{t}", "--out", "{t}"], "is the table itself"),

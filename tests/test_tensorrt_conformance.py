@@ -36,6 +36,7 @@ RETURNS = {
     ("Builder", "create_builder_config"): "IBuilderConfig",
     ("Builder", "create_optimization_profile"): "IOptimizationProfile",
     ("Builder", "build_serialized_network"): "IHostMemory",
+    ("INetworkDefinition", "get_input"): "ITensor",
     ("Runtime", "deserialize_cuda_engine"): "ICudaEngine",
     ("ICudaEngine", "create_execution_context"): "IExecutionContext",
     ("OnnxParser", "get_error"): "ParserError",
@@ -217,6 +218,7 @@ def test_edgessl_and_the_kit_conform_to_tensorrt_10_and_11():
             "trt.IOptimizationProfile.set_shape", "trt.Builder.build_serialized_network",
             "trt.Runtime.deserialize_cuda_engine", "trt.ICudaEngine.get_tensor_profile_shape",
             "trt.IExecutionContext.set_input_shape", "trt.IExecutionContext.execute_async_v3",
+            "trt.INetworkDefinition.get_input", "trt.ITensor.shape",
             "trt.BuilderFlag.FP16", "trt.BuilderFlag.INT8"} <= used
 
 

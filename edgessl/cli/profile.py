@@ -83,6 +83,9 @@ def _check_or_recalibrate(mode: str, table: Path, opts: dict[str, Any], out: Pat
     if given:
         raise BadInput(f"--{given[0].replace('_', '-')} applies when measuring a table, not "
                        f"with --{mode}")
+    if mode == "check" and opts["validate"] is not None:
+        raise BadInput("--validate goes with --recalibrate (--check scores --subnets fresh "
+                       "subnets)")
     default_subnets = MAX_RECALIBRATE if mode == "recalibrate" else 10
     settings = CheckSettings(
         subnets=default_subnets if subnets is None else subnets, resolutions=resolution or [],

@@ -26,9 +26,11 @@ def search(
     supernet: Annotated[str | None, typer.Option(
         "--supernet", help="Supernet checkpoint (edgessl train); default: the built-in one.")
     ] = None,
-    data: Annotated[str, typer.Option(
+    data: Annotated[list[str] | None, typer.Option(
         "--data", help="digits, fashion-mnist or an image folder (labels: kNN proxy; "
-                       "none: label-free proxy).")] = "digits",
+                       "none: label-free proxy); default digits. Repeat it to search once "
+                       "per labelled set and write the cross-set matrix (cross.csv/.png).")
+    ] = None,
     val_data: Annotated[str | None, typer.Option(
         "--val-data", help="The validation folder of --data, if not DATA/val: --data is then "
                            "wholly training images (the proxy holds out part of them).")
@@ -60,18 +62,25 @@ def search(
         --budget-mflops 300 --latency-ms 20 \\
         --latency-table latency_tables/my-cpu.json --out results/fm
     torchrun --nproc-per-node 4 -m edgessl search ...   # sharded
+    edgessl search --data digits --data fashion-mnist --data data/fm-footwear \\
+        --budget-mflops 400 --out results/per-set     # one search per set + cross.csv
     ```
 
     Writes best.arch.json, best.ckpt, pareto.json/.csv/.png, candidates.csv and report.md
-    into --out.
+    into --out (with several --data: one such folder per set, plus cross.csv, cross.json,
+    cross.png and report.md).
     """
+    sets = data or ["digits"]
     cfg = SearchConfig(out=out, max_mflops=budget_mflops, max_latency_ms=latency_ms,
                        max_mparams=max_params, latency_table=latency_table, supernet=supernet,
-                       data=data, objectives=tuple(o.strip() for o in objectives.split(",")
+                       data=sets[0], objectives=tuple(o.strip() for o in objectives.split(",")
                                                    if o.strip()),
                        population=population, generations=generations, seed=seed,
                        resolution=resolution, proxy_resolution=proxy_resolution, device=device,
                        bank=proxy_bank, val=proxy_val, val_data=val_data)
+    if len(sets) > 1:
+        _search_scenarios(cfg, sets, json)
+        return
     session = SearchSession(cfg)
     columns = [TextColumn("[bold]search"), BarColumn(), TextColumn("gen {task.completed}/"
                "{task.total}"), TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
@@ -107,3 +116,34 @@ def _report(result, out: str, json: bool) -> None:
                       f"{b.mflops:.1f} MFLOPs, {b.mparams:.2f} M params{lat}")
         console.print(f"wrote {out}/best.arch.json, best.ckpt, pareto.json/.csv/.png, "
                       "report.md")
+
+
+def _search_scenarios(cfg: SearchConfig, sets: list[str], json: bool) -> None:
+    """One search per set (edgessl.search.scenarios), one progress bar over all of them."""
+    from edgessl.search.scenarios import ScenarioSearch
+
+    search = ScenarioSearch(cfg, sets)
+    columns = [TextColumn("[bold]search"), BarColumn(), TextColumn("{task.fields[status]}"),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=err_console, transient=json, disable=json) as bar:
+        task = bar.add_task("search", total=cfg.generations * len(sets), status="sampling")
+
+        def update(p: dict) -> None:
+            bar.update(task, completed=p["index"] * cfg.generations + p["generation"],
+                       status=f"{p['scenario']} ({p['index'] + 1}/{p['scenarios']}): gen "
+                              f"{p['generation']}/{p['generations']}, {p['evaluated']} scored")
+
+        result = search.run(update)
+    summary = {"out": cfg.out, "interrupted": result.interrupted, "sets": result.labels,
+               "best": result.cross["best"], "cross_knn": result.cross["knn"],
+               "cross_linear": result.cross["linear"]}
+    if json:
+        print_json(summary)
+    else:
+        for label in result.labels:
+            best = result.cross["best"][label]
+            console.print(f"{label}: {best['name'] if best else 'nothing found'}")
+        console.print(f"wrote one folder per set and {cfg.out}/cross.csv, cross.json, "
+                      "cross.png, report.md")
+    if result.interrupted:
+        raise typer.Exit(130)

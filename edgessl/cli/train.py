@@ -56,6 +56,10 @@ def train_cmd(
                         "(standalone). Default mobilenet.")] = None,
     arch: Annotated[str | None, typer.Option(
         "--arch", help="Arch JSON file: train this one network standalone.")] = None,
+    init_from: Annotated[str | None, typer.Option(
+        "--init-from", help="Checkpoint of the same network (--arch or baseline) to start "
+                            "from instead of a fresh init: fine-tuning, e.g. a search "
+                            "result's best.ckpt.")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs (default 10).")] = None,
     batch_size: Annotated[int | None, typer.Option(
         "--batch-size", help="Images per step and process (default 64).")] = None,
@@ -114,7 +118,8 @@ def train_cmd(
     from edgessl.arch import Arch
     from edgessl.train import train
 
-    given = dict(data=data, out=out, ssl=ssl, space=space, epochs=epochs, batch_size=batch_size,
+    given = dict(data=data, out=out, ssl=ssl, space=space, init_from=init_from, epochs=epochs,
+                 batch_size=batch_size,
                  resolution=resolution, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
                  warmup_epochs=warmup_epochs, num_sampled=num_sampled, slow_start=slow_start,
                  clip_grad=clip_grad,

@@ -1,7 +1,8 @@
 """MFLOPs = millions of conv + linear multiply-accumulates (torchvision's "GFLOPS" convention).
 
-Archs are costed analytically from their layout (microseconds, no network built); baselines,
-which are not Archs, are counted once with forward hooks on the built torchvision network.
+Archs are costed analytically from their layout (microseconds, no network built), and so are
+the handcrafted family members (``edgessl.baselines``); the five registered baselines are
+counted once with forward hooks on the built torchvision network.
 fvcore's FlopCountAnalysis restricted to conv and linear is the reference both must equal.
 """
 
@@ -83,6 +84,9 @@ def fvcore_macs(model: nn.Module, resolution: int) -> int:
 @cache
 def _baseline_cost(name: str, resolution: int) -> tuple[int, int]:
     b = get_baseline(name)
+    counted = b.analytic_cost(resolution)  # family members: exact, without building
+    if counted is not None:
+        return counted
     model = b.build(num_classes=1000)
     return count_macs(model, resolution), sum(p.numel() for p in model.parameters())
 

@@ -67,8 +67,13 @@ def folder_layout(source: str, val_data: str | None = None) -> Layout:
 def _image_set(index: FolderIndex, name: str, classes: list[str] | None = None) -> ImageSet:
     """The readable images of ``index``; with ``classes`` (the train split's), labels are
     mapped to those names, and a class the train split lacks is refused."""
-    keep = np.setdiff1d(np.arange(len(index)), index.bad)
-    labels, names = index.labels, index.classes
+    files, labels, names = index.files, index.labels, index.classes
+    if len(index.bad):
+        log.warning("skipped %d unreadable images in %s", len(index.bad), index.root)
+        keep = np.ones(len(index), dtype=bool)
+        keep[index.bad] = False
+        keep = np.flatnonzero(keep)
+        files, labels = files.take(keep), labels[keep] if labels is not None else None
     if labels is not None and classes is not None:
         position = {c: i for i, c in enumerate(classes)}
         unknown = [c for c in names if c not in position]
@@ -77,10 +82,7 @@ def _image_set(index: FolderIndex, name: str, classes: list[str] | None = None) 
                            f"the training folder lacks (it has {', '.join(classes[:5])}...)")
         labels = np.array([position[c] for c in names], dtype=np.int64)[labels]
         names = classes
-    if len(index.bad):
-        log.warning("skipped %d unreadable images in %s", len(index.bad), index.root)
-    return ImageSet(name, paths=index.files.take(keep),
-                    labels=labels[keep] if labels is not None else None, classes=list(names),
+    return ImageSet(name, paths=files, labels=labels, classes=list(names),
                     skipped=len(index.bad))
 
 

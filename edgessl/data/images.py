@@ -68,7 +68,8 @@ class PathList(Sequence[Path]):
 
     def __init__(self, root: str | Path, blob: np.ndarray, starts: np.ndarray, ends: np.ndarray):
         self.root, self.blob = Path(root), blob
-        self.starts, self.ends = starts.astype(np.int64), ends.astype(np.int64)
+        self.starts = np.asarray(starts, dtype=np.int64)
+        self.ends = np.asarray(ends, dtype=np.int64)
 
     @classmethod
     def from_strings(cls, root: str | Path, names: Sequence[str]) -> PathList:

@@ -22,7 +22,7 @@ import hashlib
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -160,25 +160,41 @@ def _save(index: FolderIndex, path: Path) -> None:
     atomic_write(path, write)
 
 
+def _unchanged(root: Path, dirs: list[str], mtimes: list[int]) -> bool:
+    """Whether every scanned sub-folder still has its recorded modification time."""
+    try:
+        return all((root / rel if rel else root).stat().st_mtime_ns == t
+                   for rel, t in zip(dirs, mtimes, strict=True))
+    except OSError:  # a folder vanished
+        return False
+
+
+_OPENED: dict[str, FolderIndex] = {}  # indexes read by this process (train and test split)
+
+
 def _load(root: Path, path: Path) -> FolderIndex | None:
     """The cached index of ``root``, or None when absent, stale or unreadable."""
+    known = _OPENED.get(str(root.resolve()))
+    if known is not None and _unchanged(root, known.dirs, known.mtimes):
+        return known
     try:
         with np.load(path, allow_pickle=False) as z:
             if int(z["version"]) != INDEX_VERSION or str(z["root"]) != str(root.resolve()):
                 return None
             dirs = PathList("", z["dir_blob"], z["dir_starts"], z["dir_ends"])
-            mtimes = z["dir_mtimes"]
-            for i in range(len(dirs)):
-                rel = dirs.relative(i)
-                if (root / rel if rel else root).stat().st_mtime_ns != mtimes[i]:
-                    return None
+            dirs = [dirs.relative(i) for i in range(len(dirs))]
+            mtimes = z["dir_mtimes"].tolist()
+            if not _unchanged(root, dirs, mtimes):
+                return None
             classes = PathList("", z["class_blob"], z["class_starts"], z["class_ends"])
-            return FolderIndex(root, PathList(root, z["blob"], z["starts"], z["ends"]),
-                               z["sizes"], [classes.relative(i) for i in range(len(classes))],
-                               z["labels"] if bool(z["labelled"]) else None, z["bad"],
-                               cached=True)
-    except (OSError, ValueError, KeyError, EOFError):  # missing, truncated, foreign, vanished
+            index = FolderIndex(root, PathList(root, z["blob"], z["starts"], z["ends"]),
+                                z["sizes"], [classes.relative(i) for i in range(len(classes))],
+                                z["labels"] if bool(z["labelled"]) else None, z["bad"], dirs,
+                                mtimes, cached=True)
+    except (OSError, ValueError, KeyError, EOFError):  # missing, truncated, foreign
         return None
+    _OPENED[str(root.resolve())] = index
+    return index
 
 
 def _open_cached(root: Path) -> FolderIndex:
@@ -201,6 +217,7 @@ def _open_cached(root: Path) -> FolderIndex:
                 _save(index, path)
             except OSError as exc:
                 log.warning("could not cache the index of %s: %s", root, exc.strerror)
+            _OPENED[str(root.resolve())] = replace(index, cached=True)
     index.seconds = time.perf_counter() - t
     return index
 

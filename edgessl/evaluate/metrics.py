@@ -69,11 +69,13 @@ def extract_features(model: nn.Module, loader: Iterable, device: torch.device | 
 @torch.no_grad()
 def knn_accuracy(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor,
                  test_y: torch.Tensor, k: int = 20, temperature: float = 0.07,
-                 chunk: int = 1024) -> float:
+                 chunk: int | None = None) -> float:
     """Weighted kNN (Wu et al., 2018): cosine similarity, the k nearest vote with weight
-    exp(sim / temperature), computed on ``train_f``'s device. Returns accuracy in [0, 1]."""
+    exp(sim / temperature), computed on ``train_f``'s device, ``chunk`` test images at a time
+    (default: a similarity block of at most 2**28 entries, 1 GB). Returns accuracy in [0, 1]."""
     if k < 1:
         raise BadInput(f"--k {k} must be at least 1")
+    chunk = chunk or max(1, min(1024, 2**28 // max(1, len(train_f))))
     device = train_f.device
     train_f = F.normalize(train_f.float(), dim=1)
     test_f = F.normalize(test_f.float().to(device), dim=1)
@@ -105,29 +107,45 @@ def _probe_setup(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Ten
             test_y.to(device), linear.to(device))
 
 
+def _whitening(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """``P = (C + eps * mean eigenvalue)^(-1/2)`` for the covariance C of ``x``: the probe is
+    fitted in coordinates ``x P`` with weights ``V`` (``W = V P``, the same objective and
+    optimum), where the loss is well conditioned; backbone features are nearly low-rank, so
+    in the original coordinates L-BFGS stops short and mini-batch steps crawl."""
+    e, u = torch.linalg.eigh(x.T @ x / len(x))
+    return (u * (e.clamp_min(0) + eps * e.mean().clamp_min(1e-12)).rsqrt()) @ u.T
+
+
 def linear_probe_accuracy(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor,
                           test_y: torch.Tensor, weight_decay: float = 1e-4,
                           max_iter: int = 300, method: str = "lbfgs",
                           device: torch.device | str = "cpu",
                           progress: Progress | None = None) -> float:
     """A logistic-regression probe on frozen, standardised features, minimising
-    cross-entropy + ``weight_decay`` * |W|^2: ``lbfgs`` fits it full-batch (deterministic, no
-    learning rate to tune), ``sgd`` by mini-batches on ``device`` (any bank size), ``auto``
-    picks lbfgs up to ``EXACT_PROBE_MAX`` images. Returns test accuracy in [0, 1]."""
+    cross-entropy + ``weight_decay`` * |W|^2 (whitened coordinates, the same optimum):
+    ``lbfgs`` fits it full-batch (deterministic, no learning rate to tune), ``sgd`` by
+    mini-batches on ``device`` (any bank size), ``auto`` picks lbfgs up to
+    ``EXACT_PROBE_MAX`` images. Returns test accuracy in [0, 1]."""
     if method not in PROBES:
         raise BadInput(f"unknown --probe {method!r}; known: {', '.join(PROBES)}")
     if method == "auto":
         method = "lbfgs" if len(train_f) <= EXACT_PROBE_MAX else "sgd"
     xtr, ytr, xte, yte, linear = _probe_setup(train_f, train_y, test_f, test_y, device)
+    p = _whitening(xtr)
+    xtr, xte = xtr @ p, xte @ p
+
+    def penalty() -> torch.Tensor:
+        return weight_decay * (linear.weight @ p).pow(2).sum()
+
     if method == "sgd":
-        _fit_minibatch(linear, xtr, ytr, weight_decay, progress=progress)
+        _fit_minibatch(linear, xtr, ytr, penalty, progress=progress)
     else:
         opt = torch.optim.LBFGS(linear.parameters(), lr=1.0, max_iter=max_iter,
                                 line_search_fn="strong_wolfe")
 
         def closure() -> torch.Tensor:
             opt.zero_grad()
-            loss = F.cross_entropy(linear(xtr), ytr) + weight_decay * linear.weight.pow(2).sum()
+            loss = F.cross_entropy(linear(xtr), ytr) + penalty()
             loss.backward()
             return loss
 
@@ -136,8 +154,9 @@ def linear_probe_accuracy(train_f: torch.Tensor, train_y: torch.Tensor, test_f: 
         return float((linear(xte).argmax(1) == yte).float().mean())
 
 
-def _fit_minibatch(linear: nn.Linear, x: torch.Tensor, y: torch.Tensor, weight_decay: float,
-                   epochs: int | None = None, batch_size: int = 1024, lr: float = 0.03,
+def _fit_minibatch(linear: nn.Linear, x: torch.Tensor, y: torch.Tensor,
+                   penalty: Callable[[], torch.Tensor], epochs: int | None = None,
+                   batch_size: int = 1024, lr: float = 0.03,
                    progress: Progress | None = None) -> None:
     """Minimise the probe's objective with Adam on mini-batches (seeded order), the rate
     decaying on a cosine to zero, so the last steps settle at the full-batch optimum."""
@@ -154,8 +173,7 @@ def _fit_minibatch(linear: nn.Linear, x: torch.Tensor, y: torch.Tensor, weight_d
         order = torch.randperm(n, generator=g).to(x.device)
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
-            loss = (F.cross_entropy(linear(x[idx]), y[idx])
-                    + weight_decay * linear.weight.pow(2).sum())
+            loss = F.cross_entropy(linear(x[idx]), y[idx]) + penalty()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

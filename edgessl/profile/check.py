@@ -70,9 +70,9 @@ def _timing(table: LatencyTable, s: CheckSettings) -> dict[str, Any]:
             raise BadInput(f"--{key} {value} does not match the table's {key} "
                            f"{table.meta.get(key)!r}: a table is checked with its own settings")
     t = dict(table.meta.get("timing") or {})
-    timing = {"net_runs": s.net_runs or t.get("net_runs", 40), "rounds": s.rounds or
-              t.get("rounds", 5), "warmup": t.get("warmup", 10) if s.warmup is None
-              else s.warmup}
+    own = {"net_runs": s.net_runs, "rounds": s.rounds, "warmup": s.warmup}
+    defaults = {"net_runs": 40, "rounds": 5, "warmup": 10}  # edgessl profile's
+    timing = {k: t.get(k, defaults[k]) if v is None else v for k, v in own.items()}
     for name, value, low in (("--subnets", s.subnets, 1), ("--validate", s.validate, 0),
                              ("--net-runs", timing["net_runs"], 1),
                              ("--rounds", timing["rounds"], 1), ("--warmup", timing["warmup"], 0),
@@ -116,7 +116,7 @@ def fresh_archs(table: LatencyTable, counts: dict[int, int], seed: int, tag: int
     return out
 
 
-def _spread(n: int, resolutions: list[int]) -> dict[int, int]:
+def spread(n: int, resolutions: list[int]) -> dict[int, int]:
     """``n`` subnets dealt over ``resolutions`` in turn (10 over four: 3, 3, 2, 2)."""
     return {r: n // len(resolutions) + (i < n % len(resolutions))
             for i, r in enumerate(resolutions)}
@@ -237,7 +237,7 @@ def recalibrate(path: str | Path, out: str | Path, s: CheckSettings,
     timing = _timing(table, s)
     resolutions = _resolutions(table, s)
     report = _header(table, path, timing, s)
-    cal = fresh_archs(table, _spread(s.subnets, resolutions), s.seed, TAG_RECALIBRATE)
+    cal = fresh_archs(table, spread(s.subnets, resolutions), s.seed, TAG_RECALIBRATE)
     held = fresh_archs(table, {r: s.validate for r in resolutions}, s.seed, TAG_HELD_OUT,
                        exclude={a.to_json() for a in cal})
     nets = measure_archs(table, [("recalibrate", a) for a in cal] +
@@ -269,5 +269,5 @@ def recalibrate(path: str | Path, out: str | Path, s: CheckSettings,
     return new, report
 
 
-__all__ = ["CheckSettings", "check", "recalibrate", "fresh_archs", "score_networks",
+__all__ = ["CheckSettings", "check", "recalibrate", "fresh_archs", "spread", "score_networks",
            "measure_archs", "MAX_RECALIBRATE"]

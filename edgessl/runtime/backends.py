@@ -114,8 +114,8 @@ class Backend:
                 batch: int | None = None, seed: int = 0, shape: tuple[int, ...] | None = None,
                 dtype: str = "fp32"):
         """A timed session of ``model`` (see :mod:`.sessions`): ONNX bytes or path for
-        onnxruntime; ONNX (static shapes; built strongly typed) or engine for tensorrt; a
-        module with its input ``shape`` and ``dtype`` for torch."""
+        onnxruntime; ONNX (built strongly typed) or engine for tensorrt; a module with its
+        input ``shape`` and ``dtype`` for torch. A symbolic batch is set to ``batch``."""
         if kind not in self.takes:
             raise ValueError(f"backend {self.name} does not run {kind} models")
         if self.engine == "onnxruntime":
@@ -123,7 +123,8 @@ class Backend:
         if self.engine == "tensorrt":
             from .trt import TrtSession, build_serialized
 
-            return TrtSession(build_serialized(model) if kind == "onnx" else model, batch, seed)
+            engine = build_serialized(model, batch=batch) if kind == "onnx" else model
+            return TrtSession(engine, batch, seed)
         return TorchSession(model, shape, dtype, self.device, threads, seed)
 
 

@@ -75,12 +75,14 @@ def cuda_call(cudart, result, what: str):
 
 
 def build_serialized(onnx: bytes | str | os.PathLike, *, shapes: tuple | None = None,
-                     strongly_typed: bool = True, weak_precision: tuple[str, ...] = (),
-                     workspace_mb: int = 1024, verbose: bool = False) -> bytes:
+                     batch: int | None = None, strongly_typed: bool = True,
+                     weak_precision: tuple[str, ...] = (), workspace_mb: int = 1024,
+                     verbose: bool = False) -> bytes:
     """A serialized engine built from an ONNX file or its bytes.
 
     ``shapes``: ``(input name, min, opt, max)`` of the optimisation profile a symbolic batch
-    needs. Strongly typed (default): precisions follow the ONNX types. ``strongly_typed=False``
+    needs; without it, a symbolic batch is fixed at ``batch`` (default 1) by a one-shape
+    profile. Strongly typed (default): precisions follow the ONNX types. ``strongly_typed=False``
     with ``weak_precision`` ('fp16' and/or 'int8'): the weakly typed 10.x build with those
     builder flags (INT8 is mandatory there for a QDQ file); TensorRT 11 has no such mode.
     """
@@ -109,6 +111,11 @@ def build_serialized(onnx: bytes | str | os.PathLike, *, shapes: tuple | None = 
         raise SessionError(f"TensorRT cannot parse {label}: {one_line(errors or 'no reason')}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
+    tensor = network.get_input(0)
+    dims = tuple(tensor.shape)
+    if shapes is None and any(d < 0 for d in dims):
+        fixed = (batch or 1, *dims[1:])
+        shapes = (tensor.name, fixed, fixed, fixed)
     if shapes is not None:
         name, lo, opt, hi = shapes
         profile = builder.create_optimization_profile()

@@ -48,6 +48,7 @@ class TrainConfig:
     ssl: str = "simclr"
     space: str = "mobilenet"
     arch: dict | None = None
+    init_from: str | None = None
     epochs: int = 10
     batch_size: int = 64
     resolution: int | None = None

@@ -122,7 +122,8 @@ def _run(cfg: TrainConfig, payload: dict | None, device: torch.device, env: Dist
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
     model, ref = build_ssl_model(cfg.space, arch, cfg.ssl, cfg.temperature,
-                                 cfg.target_momentum)
+                                 cfg.target_momentum,
+                                 cfg.init_from if payload is None else None)
     space = get_space(cfg.space) if ref is None else None
     if payload is not None and payload.get("space") != (cfg.space if ref is None else None):
         raise BadInput(f"checkpoint is from space {payload.get('space')!r}, not {cfg.space!r}")
@@ -164,6 +165,7 @@ def _run(cfg: TrainConfig, payload: dict | None, device: torch.device, env: Dist
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.json", json.dumps(
             {**cfg.to_dict(), "resolution_used": resolution, "lr_used": lr,
+             "total_steps": total,
              "world_size": env.world, "train_images": len(images),
              "skipped_images": images.skipped}, indent=2) + "\n")
         metrics = MetricsCSV(out / "metrics.csv",

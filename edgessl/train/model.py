@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from edgessl.arch import Arch
+from edgessl.errors import BadInput
 from edgessl.ops.init import zero_init_residuals
 from edgessl.ssl import Objective, build_objective, distill_loss
 
@@ -73,10 +74,29 @@ def feature_dim(backbone: nn.Module) -> int:
     return int(backbone.feature_dim)
 
 
+def init_from(backbone: nn.Module, ref: Arch | str | None, path: str) -> None:
+    """Start a standalone network from the weights of checkpoint ``path`` (fine-tuning, e.g.
+    a searched network's inherited weights): it must hold the same network."""
+    from edgessl.checkpoint import load_network, load_weights
+
+    if ref is None:
+        raise BadInput(f"--init-from {path}: a supernet starts from its own initialisation; "
+                       "--init-from applies to --arch or --space baseline:NAME")
+    source = load_network(path)
+    if source.ref != ref:
+        raise BadInput(f"--init-from {path} holds {source.name}, not the network trained "
+                       f"here ({ref})")
+    load_weights(backbone, source.module.state_dict(), path)
+
+
 def build_ssl_model(space: str, arch: Arch | None, ssl: str, temperature: float | None = None,
-                    target_momentum: float | None = None) -> tuple[SSLModel, Arch | str | None]:
-    """The model to train and its reference (None for a supernet)."""
+                    target_momentum: float | None = None,
+                    init: str | None = None) -> tuple[SSLModel, Arch | str | None]:
+    """The model to train and its reference (None for a supernet); ``init`` names a
+    checkpoint of the same network to start from."""
     backbone, ref = build_backbone(space, arch)
+    if init is not None:
+        init_from(backbone, ref, init)
     largest = None
     if ref is None:
         largest = backbone.space.largest()

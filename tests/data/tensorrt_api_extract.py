@@ -29,7 +29,7 @@ INIT = "python/packaging/bindings_wheel/tensorrt/__init__.py"
 # running an engine touches. Using a member of another class fails the conformance test until
 # the class is added here and the data re-extracted.
 CLASSES = ("Builder", "BuilderFlag", "DataType", "ICudaEngine", "IExecutionContext",
-           "IHostMemory", "ILogger", "INetworkDefinition", "IOptimizationProfile",
+           "IHostMemory", "ILogger", "INetworkDefinition", "IOptimizationProfile", "ITensor",
            "IBuilderConfig", "Logger", "MemoryPoolType", "NetworkDefinitionCreationFlag",
            "OnnxParser", "ParserError", "QuantizationFlag", "Runtime", "Severity", "TensorIOMode")
 DECL = re.compile(r"py::(class_|enum_)<")

@@ -1,0 +1,183 @@
+"""Ranking fidelity of the supernet: do inherited weights rank subnets as training them does?
+
+The standard test of a weight-sharing supernet (BossNAS reports Kendall's tau 0.65 on an
+ImageNet MBConv space). ``--n`` subnets of the space, stratified over the MFLOPs range that
+meets the budget at 224 (the smallest network included), are each
+
+(a) scored as ``edgessl search`` scores them (the proxy: inherited weights, BN re-estimated,
+    kNN on held-out *training* images of the search's data),
+(b) evaluated with inherited weights on the test split (``edgessl eval``'s kNN),
+(c) trained standalone from scratch with the default ``edgessl train`` recipe and one fixed
+    budget (the same number of images for every subnet), then evaluated the same way, next to
+    the same network at random init.
+
+Reports Kendall's tau and Spearman between (a) or (b) and (c), the same for MFLOPs (the naive
+"bigger is better" predictor), and the mean gap between inherited and standalone accuracy.
+Resumable: finished standalone runs and evaluations are kept in ``--work`` (a killed run
+continues with ``--resume``); every standalone run goes through the CLI, its command recorded.
+
+    python benchmarks/ranking.py --preset cpu          # the committed figures (hours on 2 cores)
+    python benchmarks/ranking.py --preset gpu          # one H200, about 10 minutes
+    python benchmarks/ranking.py --preset smoke        # the code path in seconds (tests)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import kendalltau, spearmanr
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _machine import machine, publish, today  # noqa: E402
+from _runs import ResultCache, evaluate, train_once  # noqa: E402
+
+# name -> settings; every key is also a command-line option
+PRESETS = {
+    "smoke": dict(data="digits", proxy_data="digits", n=3, budget_images=256,
+                  batch_size=32, resolution=32, bank=500, test=300, extra=["--workers", "0"]),
+    "cpu": dict(data="fashion-mnist", proxy_data="fashion-mnist-sample", n=12,
+                budget_images=38400, batch_size=64, resolution=48, bank=10000, test=10000,
+                extra=["--workers", "0"]),
+    "gpu": dict(data="fashion-mnist", proxy_data="fashion-mnist-sample", n=12,
+                budget_images=600000, batch_size=512, resolution=64, bank=10000, test=10000,
+                extra=["--precision", "bf16", "--device", "cuda"]),
+}
+
+
+def stratified(constraints, n: int, seed: int) -> list:
+    """The smallest network plus ``n - 1`` feasible subnets, one from each MFLOPs quantile
+    bin of 20,000 uniform feasible draws (the drawn one nearest the bin's centre)."""
+    from search_vs_random import uniform_feasible
+
+    space = constraints.space
+    genes = uniform_feasible(constraints, 20000, np.random.default_rng(seed))
+    mflops = constraints.measure(genes)["mflops"]
+    edges = np.quantile(mflops, np.linspace(0, 1, n))
+    centres = (edges[:-1] + edges[1:]) / 2
+    picks = [space.smallest(constraints.resolution)]
+    for c in centres:
+        picks.append(space.decode(genes[int(np.argmin(np.abs(mflops - c)))]))
+    return picks
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    ap.add_argument("--supernet", default=None, help="default: the shipped supernet")
+    ap.add_argument("--budget-mflops", type=float, default=600.0)
+    ap.add_argument("--n", type=int, help="subnets (preset)")
+    ap.add_argument("--budget-images", type=int, help="images per standalone run (preset)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work", default=None, help="default: runs/ranking-<preset>")
+    ap.add_argument("--out", default=None,
+                    help="result JSON (default: benchmarks/results/ranking.json; smoke: in --work)")
+    ap.add_argument("--write", action="store_true", help="put the table into BENCHMARKS.md")
+    args = ap.parse_args()
+    p = dict(PRESETS[args.preset])
+    for key in ("n", "budget_images"):
+        if getattr(args, key) is not None:
+            p[key] = getattr(args, key)
+    if p["n"] < 3:
+        ap.error(f"--n {p['n']} must be at least 3")
+    work = Path(args.work or f"runs/ranking-{args.preset}")
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "commands.log"
+    cache = ResultCache(work / "results.json")
+    t0 = time.time()
+
+    from edgessl.evaluate import evaluate_backbone
+    from edgessl.search import SearchConfig
+    from edgessl.search.run import SearchSession
+
+    session = SearchSession(SearchConfig(out=work / "search", max_mflops=args.budget_mflops,
+                                         supernet=args.supernet, data=p["proxy_data"],
+                                         seed=args.seed))
+    archs = stratified(session.constraints, p["n"], args.seed)
+    steps = max(1, p["budget_images"] // p["batch_size"])
+    recipe = ["--data", p["data"], "--resolution", p["resolution"], "--batch-size",
+              p["batch_size"], "--epochs", 1000, "--max-steps", steps, "--seed", args.seed,
+              *p["extra"]]
+    rows = []
+    for i, arch in enumerate(archs):
+        key = f"subnet{i:02d}"
+        row = cache.get(key)
+        if row is None or row["arch"] != arch.to_dict():
+            arch_file = work / f"{key}.arch.json"
+            arch.save(arch_file)
+            net = session.supernet.extract(arch)
+            inherited = evaluate_backbone(net, p["data"], session.proxy_res, "knn", p["bank"],
+                                          p["test"], session.device)["knn"]
+            command = train_once(["--arch", arch_file, *recipe], work / key, log)
+            ev = ["--protocol", "knn", "--bank-size", p["bank"], "--test-size", p["test"]]
+            trained = evaluate(work / key / "last.ckpt", p["data"], log, *ev)
+            random = evaluate(work / key / "last.ckpt", p["data"], log, *ev, "--init", "random",
+                              "--seed", args.seed)
+            row = {"arch": arch.to_dict(), "mflops": session.space.mflops(arch),
+                   "proxy": session.scorer.score(arch), "inherited_knn": inherited,
+                   "standalone_knn": trained["knn"], "random_init_knn": random["knn"],
+                   "command": command}
+            cache.put(key, row)
+        rows.append(row)
+        print(f"{key}: {row['mflops']:.0f} MFLOPs, proxy {row['proxy']:.4f}, inherited "
+              f"{row['inherited_knn']:.4f}, standalone {row['standalone_knn']:.4f} "
+              f"(random init {row['random_init_knn']:.4f})", flush=True)
+
+    col = {k: np.array([r[k] for r in rows]) for k in
+           ("mflops", "proxy", "inherited_knn", "standalone_knn", "random_init_knn")}
+    ref = col["standalone_knn"]
+
+    def corr(x: np.ndarray) -> tuple[float, float]:
+        return float(kendalltau(x, ref).statistic), float(spearmanr(x, ref).statistic)
+
+    (kp, sp), (ki, si), (km, sm) = corr(col["proxy"]), corr(col["inherited_knn"]), \
+        corr(col["mflops"])
+    gains = col["standalone_knn"] - col["random_init_knn"]
+    result = {"preset": args.preset, "kendall_proxy": kp, "spearman_proxy": sp,
+              "kendall_inherited": ki, "spearman_inherited": si, "kendall_mflops": km,
+              "spearman_mflops": sm, "budget_images": steps * p["batch_size"],
+              "mean_gap_inherited_minus_standalone": float(np.mean(
+                  col["inherited_knn"] - ref)),
+              "min_gain_over_random_init": float(gains.min()), "subnets": rows,
+              "supernet": session.sinfo.get("path"), "data": p["data"],
+              "proxy_data": p["proxy_data"], "resolution": p["resolution"],
+              "command": "python benchmarks/ranking.py " + " ".join(sys.argv[1:]),
+              "date": today(), "machine": machine(), "hours": (time.time() - t0) / 3600}
+    gap_key = "mean_gap_inherited_minus_standalone"
+    out = Path(args.out) if args.out else (
+        work / "ranking.json" if args.preset == "smoke"
+        else ROOT / "benchmarks" / "results" / "ranking.json")
+    from edgessl.utils import atomic_write_text
+
+    atomic_write_text(out, json.dumps(result, indent=1) + "\n")
+    lines = [f"`{result['command']}` on {today()}; {machine()}; {result['hours']:.2f} h "
+             f"(this invocation). Supernet `{result['supernet']}`; {len(rows)} subnets "
+             f"stratified over <= {args.budget_mflops:g} MFLOPs at 224; standalone: default "
+             f"recipe, {result['budget_images']} images each at {p['resolution']} px; kNN on "
+             f"`{p['data']}` (bank {p['bank']}, test {p['test']}).", "",
+             "| predictor of standalone kNN | Kendall tau | Spearman |", "|---|---|---|",
+             f"| proxy (as the search scores) | {kp:.2f} | {sp:.2f} |",
+             f"| inherited weights, test split | {ki:.2f} | {si:.2f} |",
+             f"| MFLOPs (bigger is better) | {km:.2f} | {sm:.2f} |", "",
+             f"Mean gap inherited - standalone: {100 * result[gap_key]:+.2f} points; "
+             f"smallest standalone gain over random init: {100 * gains.min():+.2f} "
+             "points.", "",
+             "| MFLOPs | proxy | inherited kNN | standalone kNN | random init |",
+             "|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: r["mflops"]):
+        lines.append(f"| {r['mflops']:.0f} | {100 * r['proxy']:.2f} | "
+                     f"{100 * r['inherited_knn']:.2f} | {100 * r['standalone_knn']:.2f} | "
+                     f"{100 * r['random_init_knn']:.2f} |")
+    publish("ranking", lines, args.write)
+
+
+if __name__ == "__main__":
+    main()
