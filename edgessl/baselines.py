@@ -262,9 +262,10 @@ def get_baseline(name: str) -> Handcrafted:
     member = parse_member(key)
     if member is not None:
         return member
-    hint = f" (family members: {GRAMMAR})" if key.startswith(("resnet-", "mbv2-")) else ""
-    raise BadInput(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}, or a family "
-                   f"member{hint}")
+    if key.startswith(("resnet-", "mbv2-")):
+        raise BadInput(f"unknown baseline {name!r}: family members are named {GRAMMAR}")
+    raise BadInput(f"unknown baseline {name!r}; known: {', '.join(BASELINES)} or a family "
+                   "member (edgessl study --list)")
 
 
 def is_baseline(name: str) -> bool:

@@ -85,7 +85,8 @@ def test_short_spellings_give_the_canonical_name():
     ("resnet-basic-d2.0.2.2", "four stages of 1..64"),
     ("mbv2-w9.0-n1.2.3.4.3.3.1", "must lie in 0.1..4"),
     ("mbv2-w1.0-n1.2.3", "7 rows"),
-    ("resnet-basic-dx.2.2.2", "not integers"),
+    ("resnet-basic-dx.2.2.2", "family members are named resnet-"),
+    ("mbv2-w1.0-n1.2.3.4.3.3.1.", "not integers joined by dots"),
 ])
 def test_bad_member_names_say_why(name, why):
     with pytest.raises(BadInput, match=why):
