@@ -50,7 +50,8 @@ def train_cmd(
     out: Annotated[str, typer.Option("--out", help="Run folder (last.ckpt, metrics.csv).")],
     data: DataOpt = None,
     ssl: Annotated[str | None, typer.Option(
-        "--ssl", help=f"SSL objective: {', '.join(OBJECTIVES)} (default simclr).")] = None,
+        "--ssl", help=f"SSL objective: {', '.join(OBJECTIVES)} (default vicreg: it "
+                        "learned on every built-in set, BENCHMARKS.md).")] = None,
     space: Annotated[str | None, typer.Option(
         "--space", help=f"{SPACES_TEXT} (supernet, sandwich rule) or baseline:NAME "
                         "(standalone). Default mobilenet.")] = None,
@@ -84,8 +85,12 @@ def train_cmd(
                                   "default 0.99, rising to 1 on a cosine). 0.9 learned faster "
                                   "in short Fashion-MNIST runs.")] = None,
     min_scale: Annotated[float | None, typer.Option(
-        "--min-scale", help="Smallest random crop, as a fraction of the image area (default "
-                            "0.2; larger crops learn faster in short runs).")] = None,
+        "--min-scale", help="Smallest random crop, as a fraction of the image area "
+                            "(default by image size: 0.5 up to 16 px, 0.4 up to 32 px, 0.2 "
+                            "for photos).")] = None,
+    flip: Annotated[bool | None, typer.Option(
+        "--flip/--no-flip", help="Random horizontal flips in the augmentation (default: on, "
+                                 "except for data a mirror changes: digits).")] = None,
     local_crops: Annotated[int | None, typer.Option(
         "--local-crops", help="Extra small crops per image (multi-crop, byol/mocov3): each "
                               "predicts both global views' targets (default 0).")] = None,
@@ -113,7 +118,7 @@ def train_cmd(
     """Self-supervised training of a supernet (sandwich rule with in-place distillation) or of
     one standalone network. Multi-GPU: torchrun --nproc-per-node N -m edgessl train ...
 
-    Example: edgessl train --data digits --ssl simclr --epochs 2 --out runs/digits
+    Example: edgessl train --data digits --epochs 5 --out runs/digits
     """
     from edgessl.arch import Arch
     from edgessl.train import train
@@ -124,7 +129,7 @@ def train_cmd(
                  warmup_epochs=warmup_epochs, num_sampled=num_sampled, slow_start=slow_start,
                  clip_grad=clip_grad,
                  temperature=temperature, target_momentum=target_momentum,
-                 min_scale=min_scale, local_crops=local_crops,
+                 min_scale=min_scale, flip=flip, local_crops=local_crops,
                  local_resolution=local_resolution, subset=subset, max_steps=max_steps,
                  time_limit=time_limit, ckpt_every=ckpt_every, workers=workers,
                  compile=compile, seed=seed, device=device, precision=precision)

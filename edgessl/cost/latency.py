@@ -58,6 +58,9 @@ class LatencyTable:
     overhead: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
     networks: list[dict[str, Any]] = field(default_factory=list)
+    # False for a file with no "overhead" key at all: a device kit's raw measurements before
+    # `edgessl profile --import` fitted them (a profiled table always writes the key)
+    has_overhead: bool = True
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     # ---- metadata --------------------------------------------------------------------------
@@ -122,7 +125,8 @@ class LatencyTable:
         meta = {k: v for k, v in data.items()
                 if k not in ("entries", "overhead", "validation", "networks")}
         return cls(meta, dict(entries), dict(data.get("overhead") or {}),
-                   dict(data.get("validation") or {}), list(data.get("networks") or []))
+                   dict(data.get("validation") or {}), list(data.get("networks") or []),
+                   has_overhead="overhead" in data)
 
     @classmethod
     def load(cls, path: str | Path, space: str | None = None,
@@ -219,6 +223,10 @@ class LatencyTable:
     def fit_for(self, resolution: int) -> tuple[float, float, float]:
         """(scale, per_block_ms, offset_ms) for a resolution: its own fit, else the
         all-resolution fit, else (1, 0, 0) for an uncalibrated table."""
+        if not (self.has_overhead or self.overhead):
+            raise BadInput(f"latency table {self.meta.get('path', '')} has no fitted overhead "
+                           "(raw device measurements?): bring it in with edgessl profile "
+                           "--import first")
         key = ("fit", resolution)
         if key not in self._cache:
             fits = self.overhead.get("per_resolution", {})

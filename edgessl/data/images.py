@@ -123,6 +123,9 @@ class ImageSet:
     skipped: int = 0
     native_size: int = 0  # typical side length in pixels (0: varies)
     status: torch.Tensor | None = None
+    # a horizontal flip keeps an image's meaning (photos, clothes), unlike digits or text:
+    # training augments with flips only where it does
+    mirror_safe: bool = True
 
     def __post_init__(self) -> None:
         if self.paths is not None and not isinstance(self.paths, PathList):
@@ -182,6 +185,7 @@ class ImageSet:
             paths=self.paths.take(idx) if self.paths is not None else None,
             labels=self.labels[idx] if self.labels is not None else None,
             classes=self.classes, skipped=self.skipped, native_size=self.native_size,
+            mirror_safe=self.mirror_safe,
             status=(self.status[torch.from_numpy(idx)].clone().share_memory_()
                     if self.status is not None else None))
 

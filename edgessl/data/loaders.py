@@ -147,17 +147,19 @@ class EpochBatches(Sampler[tuple[int, list[int]]]):
 def ssl_loader(images: ImageSet, resolution: int, batch_size: int, seed: int,
                workers: int = 0, rank: int = 0, world: int = 1,
                min_scale: float = 0.2, local_crops: int = 0,
-               local_res: int | None = None) -> DataLoader:
+               local_res: int | None = None, flip: bool | None = None) -> DataLoader:
     """A loader of (views1, views2, *local views) batches: two global crops of at least
     ``min_scale`` of the image area, and ``local_crops`` crops of 0.05..``min_scale`` at
     ``local_res`` px (default :func:`local_resolution`); call :func:`set_epoch` before
-    iterating each epoch."""
+    iterating each epoch. ``flip`` (default: whether the set is ``mirror_safe``) turns random
+    horizontal flips on or off."""
+    flip = images.mirror_safe if flip is None else flip
     local = None
     if local_crops:
         local = ssl_augment(local_res or local_resolution(resolution), images.native_size,
-                            LOCAL_MIN_SCALE, max_scale=min_scale)
-    views = TwoViews(ssl_augment(resolution, images.native_size, min_scale), local=local,
-                     n_local=local_crops)
+                            LOCAL_MIN_SCALE, max_scale=min_scale, flip=flip)
+    views = TwoViews(ssl_augment(resolution, images.native_size, min_scale, flip=flip),
+                     local=local, n_local=local_crops)
     ds = TwoViewBatches(images, views, seed)
     sampler = EpochBatches(len(images), batch_size, seed, rank, world)
     return CheckedLoader(ds, sampler=sampler, batch_size=None, num_workers=workers,

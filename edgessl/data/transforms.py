@@ -70,14 +70,15 @@ class ColorJitter(v2.ColorJitter):
 
 
 def ssl_augment(resolution: int, native_size: int = 0, min_scale: float = 0.2,
-                jitter: float = 0.4,
-                max_scale: float = 1.0) -> Callable[[torch.Tensor], torch.Tensor]:
+                jitter: float = 0.4, max_scale: float = 1.0,
+                flip: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:
     """One view: uint8 (3, H, W) -> normalised float (3, resolution, resolution), from a
-    random crop of ``min_scale``..``max_scale`` of the image area."""
+    random crop of ``min_scale``..``max_scale`` of the image area; ``flip``: random
+    horizontal flips (off for images a mirror changes, such as digits)."""
     kernel, sigma = blur_params(resolution, native_size)
     return v2.Compose([
         v2.RandomResizedCrop(resolution, scale=(min_scale, max_scale), antialias=True),
-        v2.RandomHorizontalFlip(),
+        v2.RandomHorizontalFlip(p=0.5 if flip else 0.0),
         v2.RandomApply([ColorJitter(jitter, jitter, jitter / 2, jitter / 4)], p=0.8),
         v2.RandomGrayscale(p=0.2),
         v2.RandomApply([GaussianBlur(kernel, sigma)], p=0.5),

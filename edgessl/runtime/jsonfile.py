@@ -34,8 +34,10 @@ def read_json(path: str, what: str) -> Any:
     try:
         with open(path) as f:
             return json.load(f)
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ValueError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{what} {path} is not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{what} {path} is not valid JSON (line {exc.lineno}: "
                          f"{exc.msg})") from None

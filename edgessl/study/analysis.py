@@ -79,9 +79,13 @@ def winners(names: list[str], mflops: np.ndarray, acc: dict[str, np.ndarray],
 
 
 def analyse(names: list[str], mflops: np.ndarray, acc: dict[str, dict[str, np.ndarray]],
-            pretrain: str | None, downstream: list[str]) -> tuple[dict, dict]:
+            pretrain: str | None, downstream: list[str],
+            halves: dict[str, np.ndarray] | None = None) -> tuple[dict, dict]:
     """(correlations, winners) per metric: ``acc[metric][set label]`` holds one accuracy per
-    variant; ``pretrain`` labels the pre-training set's accuracies (None: not evaluated)."""
+    variant; ``pretrain`` labels the pre-training set's accuracies (None: not evaluated).
+    ``halves[set label]`` (variants x 2: kNN accuracy on each half of the test images)
+    gives each set's split-half agreement, the rank agreement that test-image sampling
+    alone leaves (how high a correlation between sets could be, roughly)."""
     labels = ([pretrain] if pretrain is not None and pretrain not in downstream else []) \
         + downstream
     corr, wins = {}, {}
@@ -93,4 +97,6 @@ def analyse(names: list[str], mflops: np.ndarray, acc: dict[str, dict[str, np.nd
             "kendall_matrix": kendall_matrix(by_set, downstream),
         }
         wins[metric] = winners(names, mflops, by_set, labels)
+    if halves and "knn" in corr:
+        corr["knn"]["split_half"] = {s: correlation(h[:, 0], h[:, 1]) for s, h in halves.items()}
     return corr, wins

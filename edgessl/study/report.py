@@ -137,6 +137,16 @@ def write_report(path: Path, info: dict[str, Any], corr: dict, wins: dict, prima
               "| | " + " | ".join(m["sets"]) + " |", "|---" * (len(m["sets"]) + 1) + "|"]
     for s, row in zip(m["sets"], m["tau"], strict=True):
         lines.append(f"| {s} | " + " | ".join(_fmt(v, 2) for v in row) + " |")
+    half = corr.get("knn", {}).get("split_half")
+    if half:
+        lines += ["", "## Noise ceiling: split-half agreement", "",
+                  "Kendall's tau between the variants' kNN accuracies on the even- and the "
+                  "odd-numbered test images of the same set: how far the sampling of test "
+                  "images alone scrambles a ranking (each half has half the images, so the "
+                  "whole set agrees with itself somewhat better). Agreement between two sets "
+                  "far below this is real disagreement; near it, it may be noise.", "",
+                  "| set | split-half Kendall (kNN) |", "|---|---|"]
+        lines += [f"| {s} | {_fmt(r['kendall'])} |" for s, r in half.items()]
     lines += ["", "## Best mean rank", "", "| variant | mean rank |", "|---|---|"]
     lines += [f"| {_code(r['variant'])} | {r['mean_rank']:.2f} |" for r in w["best_mean_rank"]]
     lines += ["", "## Most accurate on average", "", "| variant | MFLOPs | mean accuracy |",

@@ -213,6 +213,7 @@ class StudySession:
 
     def _missing(self, rec: dict[str, Any]) -> list[EvalSet]:
         wanted = set(metrics_of(self.cfg.protocol))
+        wanted |= {"knn_halves"} if "knn" in wanted else set()
         return [s for s in self.all_sets
                 if not wanted <= set(rec["evals"].get(s.key, {}))]
 
@@ -311,7 +312,12 @@ class StudySession:
         info = self._info(len(rows), seconds, interrupted)
         if not rows:
             return StudyResult(rows, {}, {}, info, interrupted)
-        corr, wins = analyse(names, mflops, acc, pre.label if pre else None, labels)
+        halves = None
+        if "knn" in metrics:
+            halves = {s.label: np.array([rec["evals"][s.key]["knn_halves"] for _, rec in done])
+                      for s in ([pre] if pre is not None and pre not in self.sets else [])
+                      + self.sets}
+        corr, wins = analyse(names, mflops, acc, pre.label if pre else None, labels, halves)
         for obj, name in ((corr, "correlations.json"), (wins, "winners.json")):
             report.write_json(self.out / name, {"primary": primary, **obj, "info": info})
         by_set = acc[primary]

@@ -119,20 +119,24 @@ def _features(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
 
 def evaluate_on(net: nn.Module, s: EvalSet, device: torch.device | str = "cpu",
                 protocol: str = "both", k: int = 20, temperature: float = 0.07,
-                bn_images: int = 500, probe_iters: int = 300) -> dict[str, float]:
+                bn_images: int = 500, probe_iters: int = 300) -> dict[str, Any]:
     """Accuracy of ``net``'s frozen features on ``s``: BN statistics re-estimated on the
     first ``bn_images`` bank images (the network's own are replaced), then kNN and/or the
     linear probe (``probe_iters`` L-BFGS iterations) fitted on the bank, scored on the test
-    images. Returns {"knn": ..., "linear": ...} as the protocol asks."""
+    images. Returns {"knn": ..., "linear": ...} as the protocol asks, with kNN also
+    ``knn_halves``: its accuracy on the even- and the odd-numbered test images (how much of
+    a ranking the test images' sampling alone decides: the study's noise ceiling)."""
     device = torch.device(device)
     net = net.to(device)
     recalibrate_bn(net, s.bank_x[:bn_images].split(BATCH), device)
     bank_f, bank_y = _features(net, s.bank_x, s.bank_y, device)
     test_f, test_y = _features(net, s.test_x, s.test_y, device)
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
     if protocol in ("knn", "both"):
-        out["knn"] = knn_accuracy(bank_f.to(device), bank_y, test_f.to(device), test_y, k,
-                                  temperature)
+        bank_d, test_d = bank_f.to(device), test_f.to(device)
+        out["knn"] = knn_accuracy(bank_d, bank_y, test_d, test_y, k, temperature)
+        out["knn_halves"] = [knn_accuracy(bank_d, bank_y, test_d[h::2], test_y[h::2], k,
+                                          temperature) for h in (0, 1)]
     if protocol in ("linear", "both"):
         out["linear"] = linear_probe_accuracy(bank_f, bank_y, test_f, test_y,
                                               max_iter=probe_iters, method="auto",

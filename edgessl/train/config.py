@@ -45,7 +45,7 @@ class TrainConfig:
 
     data: str
     out: str
-    ssl: str = "simclr"
+    ssl: str = "vicreg"
     space: str = "mobilenet"
     arch: dict | None = None
     init_from: str | None = None
@@ -61,7 +61,8 @@ class TrainConfig:
     clip_grad: float = 5.0
     temperature: float | None = None
     target_momentum: float | None = None
-    min_scale: float = 0.2
+    min_scale: float | None = None
+    flip: bool | None = None
     local_crops: int = 0
     local_resolution: int | None = None
     seed: int = 0
@@ -116,7 +117,7 @@ class TrainConfig:
             raise BadInput(f"--lr {self.lr} must be positive")
         if self.temperature is not None and not self.temperature > 0:
             raise BadInput(f"--temperature {self.temperature} must be positive")
-        if not 0 < self.min_scale <= 1:
+        if self.min_scale is not None and not 0 < self.min_scale <= 1:
             raise BadInput(f"--min-scale {self.min_scale} must lie in (0, 1]")
         non_negative = {"--workers": self.workers, "--weight-decay": self.weight_decay,
                         "--warmup-epochs": self.warmup_epochs, "--clip-grad": self.clip_grad}
@@ -165,7 +166,7 @@ class TrainConfig:
         if not self.local_crops:
             return
         self._needs(f"--local-crops {self.local_crops}", lambda o: o.multi_crop)
-        if self.min_scale <= LOCAL_MIN_SCALE:
+        if self.min_scale is not None and self.min_scale <= LOCAL_MIN_SCALE:
             raise BadInput(f"--min-scale {self.min_scale} leaves no room for local crops (they "
                            f"take {LOCAL_MIN_SCALE}..min-scale of the area)")
 
