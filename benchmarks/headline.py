@@ -33,11 +33,11 @@ from _runs import ResultCache, command_line, edgessl, evaluate, last_json, train
 BASELINES = ("resnet18", "mobilenet_v2", "mobilenet_v3_large", "resnet50")
 PRESETS = {
     "smoke": dict(data="digits", search_data="digits", budget_images=128, batch_size=32,
-                  resolution=32, seeds=[0, 1], baselines=["mobilenet_v3_small"], bank=500,
+                  resolution=32, seeds=[0], baselines=["mobilenet_v3_small"], bank=500,
                   test=300, population=4, generations=1, extra=["--workers", "0"],
                   bench_runs=5),
     "cpu": dict(data="fashion-mnist", search_data="fashion-mnist-sample",
-                budget_images=38400, batch_size=64, resolution=56, seeds=[0, 1],
+                budget_images=48000, batch_size=64, resolution=56, seeds=[0, 1],
                 baselines=list(BASELINES), bank=10000, test=10000, population=16,
                 generations=6, extra=["--workers", "0"], bench_runs=200),
     "gpu": dict(data="fashion-mnist", search_data="fashion-mnist-sample",
@@ -74,6 +74,9 @@ def main() -> None:
     ap.add_argument("--work", default=None, help="default: runs/headline-<preset>")
     ap.add_argument("--out", default=None, help="result JSON (default: "
                     "benchmarks/results/headline.json; smoke: in --work)")
+    ap.add_argument("--phase", choices=("all", "baselines"), default="all",
+                    help="baselines: only train and evaluate the handcrafted networks (they "
+                         "do not need the supernet; a later full run reuses them)")
     ap.add_argument("--write", action="store_true", help="put the table into BENCHMARKS.md")
     args = ap.parse_args()
     p = dict(PRESETS[args.preset])
@@ -84,6 +87,36 @@ def main() -> None:
     log = work / "commands.log"
     cache = ResultCache(work / "results.json")
     t0 = time.time()
+
+    steps = max(1, p["budget_images"] // p["batch_size"])
+    recipe = ["--data", p["data"], "--resolution", p["resolution"], "--batch-size",
+              p["batch_size"], "--epochs", 1000, "--max-steps", steps, *p["extra"]]
+    ev = ["--bank-size", p["bank"], "--test-size", p["test"], "--resolution", p["resolution"]]
+
+    def trained_row(name: str, extra: list, seed: int) -> dict:
+        key = f"{name}/seed{seed}"
+        row = cache.get(key)
+        if row is None:
+            out = work / f"{name.replace(' (', '-').rstrip(')')}-s{seed}"
+            t = time.time()
+            command = train_once([*extra, *recipe, "--seed", seed], out, log)
+            seconds = time.time() - t
+            trained = evaluate(out / "last.ckpt", p["data"], log, "--protocol", "both", *ev)
+            random = evaluate(out / "last.ckpt", p["data"], log, "--protocol", "knn", *ev,
+                              "--init", "random", "--seed", seed)
+            row = {"network": name, "seed": seed, "knn": trained["knn"],
+                   "linear": trained["linear"], "random_init_knn": random["knn"],
+                   "command": command, "train_seconds": seconds}
+            cache.put(key, row)
+        print(f"{key}: kNN {row['knn']:.4f} (random {row['random_init_knn']:.4f}), "
+              f"linear {row['linear']:.4f}", flush=True)
+        return row
+
+    # the handcrafted networks first: they do not depend on the supernet or the search
+    handcrafted = [trained_row(b, ["--space", f"baseline:{b}"], seed)
+                   for seed in p["seeds"] for b in p["baselines"]]
+    if args.phase == "baselines":
+        return
 
     search_dir = work / "search"
     search_cmd = ["search", "--budget-mflops", args.budget_mflops, "--data", p["search_data"],
@@ -97,14 +130,6 @@ def main() -> None:
         cache.put("search", {"command": command_line(search_cmd[:-1]), "summary": summary,
                              "seconds": time.time() - t})
     arch_file, best_ckpt = search_dir / "best.arch.json", search_dir / "best.ckpt"
-    steps = max(1, p["budget_images"] // p["batch_size"])
-    recipe = ["--data", p["data"], "--resolution", p["resolution"], "--batch-size",
-              p["batch_size"], "--epochs", 1000, "--max-steps", steps, *p["extra"]]
-    ev = ["--bank-size", p["bank"], "--test-size", p["test"], "--resolution", p["resolution"]]
-    networks = {"searched (retrained)": ["--arch", arch_file],
-                "searched (fine-tuned)": ["--arch", arch_file, "--init-from", best_ckpt],
-                **{b: ["--space", f"baseline:{b}"] for b in p["baselines"]}}
-    rows = []
     inherited = cache.get("searched (inherited)")
     if inherited is None:
         trained = evaluate(best_ckpt, p["data"], log, "--protocol", "both", *ev)
@@ -114,27 +139,10 @@ def main() -> None:
                      "linear": trained["linear"], "random_init_knn": random["knn"],
                      "command": cache.get("search")["command"], "train_seconds": 0.0}
         cache.put("searched (inherited)", inherited)
-    rows.append(inherited)
-    for seed in p["seeds"]:
-        for name, extra in networks.items():
-            key = f"{name}/seed{seed}"
-            row = cache.get(key)
-            if row is None:
-                out = work / f"{name.split()[0]}-{name.split('(')[-1].rstrip(')')}-s{seed}" \
-                    if name.startswith("searched") else work / f"{name}-s{seed}"
-                t = time.time()
-                command = train_once([*extra, *recipe, "--seed", seed], out, log)
-                seconds = time.time() - t
-                trained = evaluate(out / "last.ckpt", p["data"], log, "--protocol", "both", *ev)
-                random = evaluate(out / "last.ckpt", p["data"], log, "--protocol", "knn", *ev,
-                                  "--init", "random", "--seed", seed)
-                row = {"network": name, "seed": seed, "knn": trained["knn"],
-                       "linear": trained["linear"], "random_init_knn": random["knn"],
-                       "command": command, "train_seconds": seconds}
-                cache.put(key, row)
-            rows.append(row)
-            print(f"{key}: kNN {row['knn']:.4f} (random {row['random_init_knn']:.4f}), "
-                  f"linear {row['linear']:.4f}", flush=True)
+    searched = {"searched (retrained)": ["--arch", arch_file],
+                "searched (fine-tuned)": ["--arch", arch_file, "--init-from", best_ckpt]}
+    rows = [inherited, *(trained_row(n, e, seed) for seed in p["seeds"]
+                         for n, e in searched.items()), *handcrafted]
 
     bench = cache.get("bench")
     if bench is None:

@@ -4,7 +4,9 @@
     python profile_device.py BUNDLE_DIR --out table.json [--provider cpu|cuda|tensorrt]
         [--threads 1] [--runs N] [--rounds R] [--warmup W] [--clock auto|wall|cpu]
 
-BUNDLE_DIR comes from ``edgessl profile --bundle BUNDLE_DIR ...`` on a machine with edgessl;
+BUNDLE_DIR comes from ``edgessl profile --bundle BUNDLE_DIR ...`` on a machine with edgessl
+(fp32, fp16 or INT8: an INT8 bundle holds QDQ files quantized there, for the scheme of the
+``--backend`` it was made for; TensorRT takes symmetric bundles only, ``--backend tensorrt``);
 it carries the torch-free runtime (``edgessl_runtime/``, a copy of ``edgessl.runtime``: the
 backends, sessions and timer that ``edgessl profile`` and ``edgessl bench`` use), so the device
 measures exactly as the host would; where edgessl itself is installed, its runtime is used. The
@@ -24,7 +26,7 @@ from typing import Any
 TABLE_FORMAT = "edgessl-latency/1"
 BUNDLE_FORMAT = "edgessl-bundle/1"
 RUNTIME_DIR = "edgessl_runtime"
-MATCH = ("space", "backend", "threads", "batch", "dtype", "clock", "choices")
+MATCH = ("space", "backend", "threads", "batch", "dtype", "clock", "choices", "quantization")
 # manifest fields and their JSON types: a bundle missing one is refused before any work
 MANIFEST = {"format": str, "space": str, "batch": int, "dtype": str, "resolutions": list,
             "choices": dict, "timing": dict, "entries": list, "networks": list}
@@ -120,6 +122,14 @@ def load_bundle(folder: str):
 def table_meta(args: argparse.Namespace, manifest: dict, timing: dict, rt) -> tuple[dict, Any]:
     """The table's metadata (what ``edgessl profile --import`` checks) and the backend."""
     backend = rt.backends.get_backend(rt.backends.KIT_PROVIDERS[args.provider])
+    quant = manifest.get("quantization")
+    if manifest["dtype"] == "int8":
+        scheme = (quant or {}).get("scheme", {}) if isinstance(quant, dict) else {}
+        if args.provider == "tensorrt" and scheme.get("activations") != "int8":
+            fail(f"{args.bundle} is quantized with {scheme.get('name', '?')} (uint8 "
+                 f"activations, for onnxruntime CPU); --provider {args.provider} needs "
+                 "symmetric INT8: make the bundle with edgessl profile --bundle ... --dtype int8 "
+                 f"--backend {backend.name}")
     try:
         backend.check()
         version = backend.version()
@@ -132,7 +142,8 @@ def table_meta(args: argparse.Namespace, manifest: dict, timing: dict, rt) -> tu
         "threads": args.threads, "batch": manifest["batch"], "dtype": manifest["dtype"],
         "clock": clock, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "resolutions": manifest["resolutions"], "choices": manifest["choices"],
-        "timing": timing, "complete": False, "measured_with": "export/profile_device.py",
+        "timing": timing, **({"quantization": quant} if quant is not None else {}),
+        "complete": False, "measured_with": "export/profile_device.py",
     }, backend
 
 
@@ -148,8 +159,8 @@ def resume(out: str, meta: dict, rt) -> tuple[dict, list]:
             or not isinstance(old.get("networks", []), list):
         fail(f"{out} is not a latency table (entries/networks malformed); choose another --out")
     for key in MATCH:
-        if old.get(key) != meta[key]:
-            fail(f"{out} exists with {key}={old.get(key)!r}, not {meta[key]!r}; "
+        if old.get(key) != meta.get(key):
+            fail(f"{out} exists with {key}={old.get(key)!r}, not {meta.get(key)!r}; "
                  "choose another --out")
     return old.get("entries", {}), old.get("networks", [])
 

@@ -36,3 +36,18 @@ def cli(monkeypatch):
         return CliResult(code, out.getvalue(), err.getvalue())
 
     return run
+
+
+def library_eval(ckpt, data: str, protocol: str = "knn", arch: str | None = None,
+                 bank: int | None = None, test: int | None = None) -> dict:
+    """What ``edgessl eval CKPT --data DATA`` must report, computed through the library
+    (load_network + evaluate_backbone at the checkpoint's resolution): a CLI result that
+    differs from it was mis-plumbed."""
+    from edgessl.checkpoint import load_network
+    from edgessl.data import open_dataset
+    from edgessl.evaluate import evaluate_backbone
+    from edgessl.train import default_resolution
+
+    net = load_network(ckpt, arch)
+    res = net.resolution or default_resolution(open_dataset(data, "test").native_size)
+    return evaluate_backbone(net.module, data, res, protocol, bank, test, "cpu")

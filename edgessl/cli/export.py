@@ -50,28 +50,55 @@ def export_cmd(
         "--opt-batch", help="TensorRT profile: batch the engine is tuned for.")] = 1,
     max_batch: Annotated[int, typer.Option(
         "--max-batch", help="TensorRT profile: largest batch (with --dynamic-batch).")] = 16,
+    int8: Annotated[bool, typer.Option(
+        "--int8", help="Also write model_int8.onnx: post-training static INT8 (onnxruntime "
+                       "QDQ, per-channel weights) calibrated on real images, checked by kNN "
+                       "accuracy drop and feature cosine; with --tensorrt also the symmetric "
+                       "model_int8_trt.onnx and trtexec_int8.sh.")] = False,
+    calib_data: Annotated[str | None, typer.Option(
+        "--calib-data", help="--int8: calibration images (built-in name or folder; default: "
+                             "the data the checkpoint records, else fashion-mnist-sample).")
+    ] = None,
+    calib_images: Annotated[int | None, typer.Option(
+        "--calib-images", help="--int8: calibration images (default 256).")] = None,
+    calib_method: Annotated[str | None, typer.Option(
+        "--calib-method", help="--int8: minmax (default), entropy or percentile.")] = None,
+    max_drop: Annotated[float | None, typer.Option(
+        "--max-drop", help="--int8: largest kNN accuracy drop allowed, in points (default "
+                           "1); a larger one exits 1.")] = None,
+    eval_data: Annotated[str | None, typer.Option(
+        "--eval-data", help="--int8: labelled data of the accuracy check (default: the "
+                            "calibration data; bank from its train split, test split).")
+    ] = None,
+    eval_images: Annotated[int | None, typer.Option(
+        "--eval-images", help="--int8: test images of the accuracy check (default 1000; "
+                              "bank 2000).")] = None,
     json: JsonOpt = False,
 ) -> None:
     """Export a network to ONNX (checked with onnx.checker and against PyTorch on real images)
-    and optionally TensorRT; writes DIR/export.json and DIR/trtexec.sh.
+    and optionally TensorRT and INT8; writes DIR/export.json and DIR/trtexec.sh.
 
     Example:
 
     ```
     edgessl export results/search --onnx --fp16 --out exported/
     edgessl export mobilenet_v2 --onnx --dynamic-batch --out exported_mbv2/
+    edgessl export results/search --onnx --int8 --calib-data fashion-mnist --out exported/
     ```
     """
     from edgessl.deploy.export import export
 
-    steps = 6 + (3 if fp16 else 0) + (1 if tensorrt else 0)
+    opts = _int8_options(int8, calib_data, calib_images, calib_method, max_drop, eval_data,
+                         eval_images)
+    steps = 6 + (3 if fp16 else 0) + (1 if tensorrt else 0) + (
+        0 if opts is None else 4 + (3 if tensorrt else 0))
     with _progress(steps, "exporting") as (progress, task):
         def step(label: str) -> None:
             progress.update(task, description=label, advance=1)
 
         report = export(source, out, tensorrt=tensorrt, fp16=fp16, dynamic_batch=dynamic_batch,
                         opset=opset, resolution=resolution, opt_batch=opt_batch,
-                        max_batch=max_batch, step=step)
+                        max_batch=max_batch, step=step, int8=opts)
     if json:
         print_json(report)
         return
@@ -91,6 +118,47 @@ def export_cmd(
     part = report["tensorrt"]
     console.print(f"TensorRT: {'engine ' + part['engine'] if part.get('engine') else ''}"
                   f"{' ready, see ' + part['trtexec'] if part['ready'] else part.get('reason')}")
+    if "int8" in report:
+        _print_int8(report)
+
+
+def _int8_options(int8: bool, calib_data, calib_images, calib_method, max_drop, eval_data,
+                  eval_images):
+    """The INT8 options, or None without --int8 (where giving one is bad input)."""
+    from edgessl.deploy.int8_export import Int8Options
+
+    given = {"--calib-data": calib_data, "--calib-images": calib_images,
+             "--calib-method": calib_method, "--max-drop": max_drop,
+             "--eval-data": eval_data, "--eval-images": eval_images}
+    if not int8:
+        flag = next((k for k, v in given.items() if v is not None), None)
+        if flag:
+            raise BadInput(f"{flag} goes with --int8")
+        return None
+    d = Int8Options()
+    return Int8Options(calib_data, d.calib_images if calib_images is None else calib_images,
+                       calib_method or d.calib_method, d.max_drop if max_drop is None else
+                       max_drop, eval_data, d.eval_images if eval_images is None else eval_images)
+
+
+def _print_int8(report: dict) -> None:
+    part = report["int8"]
+    cal, chk = part["calibration"], part["check"]
+    console.print(f"INT8: calibrated on {cal['images']} images of {cal['data']} "
+                  f"({cal['method']}); kNN on {chk['data']} ({chk['bank_images']} bank, "
+                  f"{chk['test_images']} test): fp32 {chk['knn']['fp32']:.2%}")
+    table = Table("file", "scheme", "kNN", "drop (points)", "cosine mean",
+                  "centred cosine mean / min", "check")
+    for name, f in part["files"].items():
+        c = f["check"]
+        table.add_row(name, f["scheme"]["name"], f"{c['knn']:.2%}", f"{c['drop_points']:.2f}",
+                      f"{c['feature_cosine']['mean']:.4f}",
+                      f"{c['centred_cosine']['mean']:.3f} / {c['centred_cosine']['min']:.3f}",
+                      "[green]pass[/]" if c["passed"] else f"[red]FAIL[/] (> {chk['max_drop']:g})")
+    console.print(table)
+    trt = report.get("tensorrt_int8") or {}
+    state = f"ready, see {trt['trtexec']}" if trt.get("ready") else trt.get("reason")
+    console.print(f"TensorRT INT8: {state}")
 
 
 @app.command("bench")
@@ -127,6 +195,7 @@ def bench_cmd(
 
     ```
     edgessl bench exported/model.onnx --against resnet18,mobilenet_v2
+    edgessl bench exported/model.onnx --against exported/model_int8.onnx --threads 1
     edgessl bench mobilenet_v2 --against resnet18 --runs 20 --json
     ```
     """
@@ -145,10 +214,11 @@ def bench_cmd(
     if json:
         print_json(report)
         return
-    table = Table("model", "median ms", "p90 ms", "p99 ms", "images/s", "ratio",
+    table = Table("model", "precision", "median ms", "p90 ms", "p99 ms", "images/s", "ratio",
                   title=f"{report['backend']}, batch {batch}, {report['resolution']}px, "
                         f"{runs} runs, threads {threads or 'default'}, clock {report['clock']}")
     for r in report["results"]:
-        table.add_row(r["model"], f"{r['median_ms']:.3f}", f"{r['p90_ms']:.3f}",
+        table.add_row(r["model"], r["precision"] or "-", f"{r['median_ms']:.3f}",
+                      f"{r['p90_ms']:.3f}",
                       f"{r['p99_ms']:.3f}", f"{r['throughput_ips']:.1f}", f"{r['ratio']:.2f}x")
     console.print(table)

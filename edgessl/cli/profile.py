@@ -146,7 +146,9 @@ def profile(
         "--threads", help="Intra-op threads (default 1).")] = None,
     batch: Annotated[int | None, typer.Option("--batch", help="Batch size (default 1).")] = None,
     dtype: Annotated[str | None, typer.Option(
-        "--dtype", help="fp32 (default) or fp16.")] = None,
+        "--dtype", help="fp32 (default), fp16 or int8 (every block and subnet quantized "
+                        "as edgessl export --int8 does, in the scheme the backend runs).")
+    ] = None,
     runs: Annotated[int | None, typer.Option(
         "--runs", help="Timed runs per block (default 100).")] = None,
     rounds: Annotated[int | None, typer.Option(

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from edgessl.cli.app import app, console, err_console, print_json
+from edgessl.cli.app import app, console, print_json
 from edgessl.cli.common import DeviceOpt, JsonOpt, SeedOpt
+from edgessl.cli.progress import ProgressBar
 from edgessl.search import SearchConfig
 from edgessl.search.run import SearchSession
 
@@ -28,7 +28,9 @@ def search(
     ] = None,
     data: Annotated[list[str] | None, typer.Option(
         "--data", help="digits, fashion-mnist or an image folder (labels: kNN proxy; "
-                       "none: label-free proxy); default digits. Repeat it to search once "
+                       "none: label-free proxy); default: fashion-mnist-sample for the "
+                       "shipped supernet, else the supernet's training data. Repeat it to "
+                       "search once "
                        "per labelled set and write the cross-set matrix (cross.csv/.png).")
     ] = None,
     val_data: Annotated[str | None, typer.Option(
@@ -70,7 +72,7 @@ def search(
     into --out (with several --data: one such folder per set, plus cross.csv, cross.json,
     cross.png and report.md).
     """
-    sets = data or ["digits"]
+    sets = data or [None]
     cfg = SearchConfig(out=out, max_mflops=budget_mflops, max_latency_ms=latency_ms,
                        max_mparams=max_params, latency_table=latency_table, supernet=supernet,
                        data=sets[0], objectives=tuple(o.strip() for o in objectives.split(",")
@@ -82,18 +84,15 @@ def search(
         _search_scenarios(cfg, sets, json)
         return
     session = SearchSession(cfg)
-    columns = [TextColumn("[bold]search"), BarColumn(), TextColumn("gen {task.completed}/"
-               "{task.total}"), TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
-               TimeRemainingColumn()]
     quiet = json or not session.env.main  # under torchrun only rank 0 reports
-    with Progress(*columns, console=err_console, transient=json, disable=quiet) as bar:
-        task = bar.add_task("search", total=generations, status="sampling")
+    with ProgressBar("search", quiet=quiet) as bar:
+        bar.update(0, generations, "sampling")
 
         def update(p: dict) -> None:
             best = p["best"]
             status = (f"{p['evaluated']} scored; best {best.score:.3f} @ {best.mflops:.0f} MFLOPs"
                       if best else f"{p['evaluated']} scored")
-            bar.update(task, completed=p["generation"], status=status)
+            bar.update(p["generation"], generations, status)
 
         result = session.run(update)
     if session.env.main:
@@ -105,6 +104,8 @@ def search(
 def _report(result, out: str, json: bool) -> None:
     summary = {"out": out, "interrupted": result.interrupted,
                "evaluated": len(result.candidates), "pareto_size": len(result.pareto),
+               "data": result.info.get("data"), "proxy": result.info.get("proxy"),
+               "held_out": result.info.get("held_out"),
                "best": None if result.best is None else {
                    **result.best.row(), "arch": result.best.arch.to_dict()}}
     if json:
@@ -112,8 +113,13 @@ def _report(result, out: str, json: bool) -> None:
     elif result.best is not None:
         b = result.best
         lat = "" if b.latency_ms is None else f", {b.latency_ms:.3f} ms predicted"
-        console.print(f"best: {b.arch}\n  proxy {result.info['proxy']} {b.score:.4f}, "
-                      f"{b.mflops:.1f} MFLOPs, {b.mparams:.2f} M params{lat}")
+        console.print(f"best: {b.arch}\n  proxy {result.info['proxy']} {b.score:.4f} on "
+                      f"{result.info['data']}, {b.mflops:.1f} MFLOPs, {b.mparams:.2f} M "
+                      f"params{lat}")
+        held = result.info.get("held_out")
+        if held:
+            console.print(f"  held out: {100 * held['knn']:.2f}% kNN on {held['test_size']} "
+                          "test images the search never saw")
         console.print(f"wrote {out}/best.arch.json, best.ckpt, pareto.json/.csv/.png, "
                       "report.md")
 
@@ -123,15 +129,14 @@ def _search_scenarios(cfg: SearchConfig, sets: list[str], json: bool) -> None:
     from edgessl.search.scenarios import ScenarioSearch
 
     search = ScenarioSearch(cfg, sets)
-    columns = [TextColumn("[bold]search"), BarColumn(), TextColumn("{task.fields[status]}"),
-               TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=err_console, transient=json, disable=json) as bar:
-        task = bar.add_task("search", total=cfg.generations * len(sets), status="sampling")
+    total = cfg.generations * len(sets)
+    with ProgressBar("search", quiet=json) as bar:
+        bar.update(0, total, "sampling")
 
         def update(p: dict) -> None:
-            bar.update(task, completed=p["index"] * cfg.generations + p["generation"],
-                       status=f"{p['scenario']} ({p['index'] + 1}/{p['scenarios']}): gen "
-                              f"{p['generation']}/{p['generations']}, {p['evaluated']} scored")
+            bar.update(p["index"] * cfg.generations + p["generation"], total,
+                       f"{p['scenario']} ({p['index'] + 1}/{p['scenarios']}): gen "
+                       f"{p['generation']}/{p['generations']}, {p['evaluated']} scored")
 
         result = search.run(update)
     summary = {"out": cfg.out, "interrupted": result.interrupted, "sets": result.labels,

@@ -6,43 +6,17 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from edgessl.cli.app import app, console, err_console, print_json
+from edgessl.cli.app import app, console, print_json
 from edgessl.cli.common import SPACES_TEXT, DeviceOpt, JsonOpt, ResolutionOpt
+from edgessl.cli.progress import ProgressBar
 from edgessl.errors import BadInput
 from edgessl.ssl import OBJECTIVES
 from edgessl.train.optim import OPTIMIZERS
 
 DataOpt = Annotated[str | None, typer.Option(
     "--data", help="Image folder (ImageFolder layout or any images), digits or fashion-mnist.")]
-
-
-class LazyProgress:
-    """A rich progress bar (on stderr) that appears only once work has started, so that bad
-    input fails with exactly one line."""
-
-    def __init__(self, description: str):
-        self.description, self.bar, self.task = description, None, None
-
-    def update(self, completed: int | None = None, total: int | None = None,
-               info: str = "") -> None:
-        if self.bar is None:
-            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                                TextColumn("{task.completed}/{task.total}"),
-                                TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                                TimeRemainingColumn(), console=err_console)
-            self.bar.start()
-            self.task = self.bar.add_task(self.description, total=total, info=info)
-        self.bar.update(self.task, completed=completed, total=total, info=info)
-
-    def __enter__(self) -> LazyProgress:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 @app.command("train")
@@ -140,7 +114,7 @@ def train_cmd(
         given.update(arch=a.to_dict(), space=a.space)
     if ssl is not None and ssl not in OBJECTIVES:
         raise BadInput(f"unknown --ssl {ssl!r}; known: {', '.join(OBJECTIVES)}")
-    with LazyProgress("train") as bar:
+    with ProgressBar("train", quiet=json) as bar:
 
         def on_step(info: dict) -> None:
             bar.update(info["step"], info["total"],
@@ -218,7 +192,7 @@ def eval_cmd(
         from edgessl.data import open_dataset
 
         res = default_resolution(open_dataset(data, "test", val_data).native_size)
-    with LazyProgress("eval") as bar:
+    with ProgressBar("eval", quiet=json) as bar:
         result = evaluate_backbone(
             model, data, int(res), protocol, BANK_SIZE if bank_size is None else bank_size,
             TEST_SIZE if test_size is None else test_size,

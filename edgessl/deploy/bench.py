@@ -4,8 +4,9 @@ Everything timed goes through the one runtime (:mod:`edgessl.runtime`): its back
 its sessions (inputs and outputs bound once where the backend computes) and its timer (warm-up,
 interleaved rounds with a rotating order, wall or thread-CPU clock), the same code that measures
 latency tables, so a ``bench`` figure and a table's prediction are comparable. The report gives
-median/p10/p90/p99 latency, throughput at the engine's real batch, and each model's ratio to the
-first.
+median/p10/p90/p99 latency, throughput at the engine's real batch, each model's precision (fp32,
+fp16, or int8 for a QDQ file such as ``export --int8``'s ``model_int8.onnx``: INT8 and fp32
+files of one network compare side by side like any two models) and its ratio to the first.
 
 :func:`module_session` is the one way a PyTorch module becomes a timed session on any backend
 (exported with :func:`edgessl.deploy.onnx.onnx_model` for ONNX backends): ``edgessl profile``
@@ -68,10 +69,13 @@ def resolve_target(text: str, resolution: int | None = None) -> Target:
     if path.is_dir() and not (path / "best.ckpt").exists() and (path / "model.onnx").is_file():
         path = path / "model.onnx"
     if path.is_file() and path.suffix == ".onnx":
+        from edgessl.deploy.tensorrt import onnx_precision
+
         shape, dtype = _onnx_input(path)
         res = shape[-1] if isinstance(shape[-1], int) else None
         return Target(str(text), "onnx", path=path, resolution=res,
-                      info={"input_shape": shape, "dtype": dtype})
+                      info={"input_shape": shape, "dtype": dtype,
+                            "precision": onnx_precision(path)})
     if path.is_file() and path.suffix in ENGINE_SUFFIXES:
         return Target(str(text), "engine", path=path)
     src = resolve_source(text, resolution)
@@ -115,18 +119,36 @@ def runtime_errors() -> Iterator[None]:
         raise RuntimeFailure(str(exc)) from None
 
 
+def model_bytes(module: Any, input_shape: tuple[int, ...], dtype: str = "fp32",
+                backend: str = "onnxruntime-cpu") -> bytes:
+    """``module`` as ONNX bytes from the one exporter (:func:`edgessl.deploy.onnx.onnx_model`,
+    static shape): float16 for ``dtype='fp16'``; for ``'int8'`` quantized as ``export --int8``
+    quantizes, in the scheme ``backend`` runs (:func:`edgessl.deploy.int8.scheme_for`), on
+    seeded random calibration inputs (:func:`edgessl.deploy.int8.random_calibration`: the QDQ
+    graph, and so the timing, does not depend on the calibration values)."""
+    from edgessl.deploy.onnx import onnx_model
+
+    proto = onnx_model(module, input_shape, fp16=dtype == "fp16")
+    if dtype != "int8":
+        return proto.SerializeToString()
+    from edgessl.deploy.int8 import quantized_bytes, random_calibration, scheme_for
+
+    return quantized_bytes(proto, random_calibration(tuple(input_shape)), scheme_for(backend))
+
+
 def module_session(backend: Backend, module: Any, input_shape: tuple[int, ...],
                    threads: int | None, dtype: str = "fp32", seed: int = 0):
     """A timed session of a PyTorch module on any backend: run directly on the torch backends,
-    else exported with the one exporter (:func:`edgessl.deploy.onnx.onnx_model`, static shape,
-    float16 for ``dtype='fp16'``) and loaded as ONNX (TensorRT: built strongly typed)."""
+    else exported by :func:`model_bytes` (fp32, fp16 or INT8) and loaded as ONNX (TensorRT:
+    built strongly typed, so a QDQ model gives an INT8 engine)."""
     with runtime_errors():
         if backend.engine == "torch":
+            if dtype == "int8":
+                raise BadInput(f"backend {backend.name} runs fp32 and fp16 only; INT8 needs an "
+                               "ONNX backend (onnxruntime-cpu, onnxruntime-cuda, tensorrt)")
             return backend.session(module, kind="module", threads=threads, shape=input_shape,
                                    dtype=dtype, seed=seed)
-        from edgessl.deploy.onnx import onnx_model
-
-        data = onnx_model(module, input_shape, fp16=dtype == "fp16").SerializeToString()
+        data = model_bytes(module, input_shape, dtype, backend.name)
         return backend.session(data, kind="onnx", threads=threads, seed=seed)
 
 
@@ -231,7 +253,9 @@ def bench(models: list[str], backend: str = "onnxruntime-cpu", batch: int = 1,
     for i, (t, s) in enumerate(zip(targets, sessions, strict=True)):
         stats = summarize(times[str(i)])
         real_batch = s.input_shape[0]
-        rows.append({"model": t.label, "kind": t.kind, **stats,
+        rows.append({"model": t.label, "kind": t.kind,
+                     "precision": t.info.get("precision", "fp32" if t.kind == "module" else None),
+                     **stats,
                      "throughput_ips": real_batch / (stats["median_ms"] / 1e3)
                      if stats["median_ms"] > 0 else float("inf")})
     ref = rows[0]["median_ms"]
@@ -243,4 +267,4 @@ def bench(models: list[str], backend: str = "onnxruntime-cpu", batch: int = 1,
 
 
 __all__ = ["Target", "BenchConfig", "resolve_target", "get_backend", "accepts",
-           "runtime_errors", "module_session", "prepare", "bench"]
+           "runtime_errors", "model_bytes", "module_session", "prepare", "bench"]

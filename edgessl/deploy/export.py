@@ -15,6 +15,7 @@ from typing import Any
 from edgessl.arch import Arch
 from edgessl.deploy import onnx as donnx
 from edgessl.deploy import tensorrt as dtrt
+from edgessl.deploy.int8_export import ONNX_INT8, ONNX_INT8_TRT, Int8Options, int8_part
 from edgessl.deploy.onnx_flops import onnx_macs
 from edgessl.deploy.sources import Source, resolve_source, sha256_file
 from edgessl.errors import BadInput, RuntimeFailure
@@ -64,17 +65,25 @@ def _prepare_out(out: str | Path) -> Path:
 def export(source: str, out: str | Path, tensorrt: bool = False, fp16: bool = False,
            dynamic_batch: bool = False, opset: int | None = None, resolution: int | None = None,
            opt_batch: int = 1, max_batch: int = 16,
-           step: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Export SOURCE into folder ``out``; returns the ``export.json`` content.
+           step: Callable[[str], None] | None = None,
+           int8: Int8Options | None = None) -> dict[str, Any]:
+    """Export SOURCE into folder ``out``; returns the ``export.json`` content. ``int8`` also
+    writes the calibrated INT8 model(s) (:mod:`edgessl.deploy.int8_export`).
 
-    Raises :class:`BadInput` (bad source/opset/resolution, TensorRT missing) before any work,
-    and :class:`RuntimeFailure` when a check fails (files and ``export.json`` are kept so the
+    Raises :class:`BadInput` (bad source/opset/resolution/INT8 options, TensorRT missing)
+    before any work, except for ``--int8 --tensorrt`` without TensorRT, refused once the INT8
+    file has been written and verified for TensorRT here; :class:`RuntimeFailure` when a
+    check fails (parity, INT8 accuracy drop; files and ``export.json`` are kept so the
     failure can be inspected).
     """
     step = step or (lambda _label: None)
     opset = donnx.check_opset(opset)
-    if tensorrt:
-        dtrt.import_tensorrt()  # fail fast, before minutes of exporting
+    if int8 is not None:
+        int8.check()
+    missing_trt = dtrt.tensorrt_available() if tensorrt else None
+    if missing_trt and int8 is None:
+        raise BadInput(missing_trt)  # fail fast, before minutes of exporting
+    build = tensorrt and not missing_trt
     if max_batch < 1 or (dynamic_batch and max_batch > donnx.MAX_BATCH):
         raise BadInput(f"--max-batch {max_batch} must lie in 1..{donnx.MAX_BATCH}")
     if not 1 <= opt_batch <= (max_batch if dynamic_batch else 1):
@@ -83,6 +92,7 @@ def export(source: str, out: str | Path, tensorrt: bool = False, fp16: bool = Fa
                        f"--opt-batch {opt_batch}: a static-batch export has batch 1; "
                        "use --dynamic-batch for larger batches")
     src = resolve_source(source, resolution)
+    calib = int8.resolve(src) if int8 is not None else None  # opens the data: fails fast
     out = _prepare_out(out)
     batches = (1, 3) if dynamic_batch else (1, 1, 1)
     files = {ONNX_FP32: out / ONNX_FP32}
@@ -122,17 +132,45 @@ def export(source: str, out: str | Path, tensorrt: bool = False, fp16: bool = Fa
         {"ready": False, "reason": "parity check failed: nothing is built from a wrong ONNX"}
         if failed else tensorrt_part(
             out, {"fp32": files[ONNX_FP32], **({"fp16": files[ONNX_FP16]} if fp16 else {})},
-            "fp16" if fp16 else "fp32", tensorrt, opt_batch, max_batch, step))
-    trt_part = report["tensorrt"]
-    extra = [trt_part.get("trtexec"), trt_part.get("engine")]
-    all_files = [*files.values(), *(out / f for f in extra if f)]
+            "fp16" if fp16 else "fp32", build, opt_batch, max_batch, step))
+    problems = [f"parity check failed ({'; '.join(failed)})"] if failed else []
+    written = [*files.values()]
+    if int8 is not None and not failed:
+        report["int8"], int8_files = int8_part(out, src, files[ONNX_FP32], int8, calib,
+                                               dynamic_batch, tensorrt, step)
+        written += int8_files
+        problems += report["int8"]["failures"]
+        report["tensorrt_int8"] = _tensorrt_int8_part(  # no engine from a failed file
+            out, tensorrt, build and not problems, opt_batch, max_batch, step, problems)
+    for part in (report["tensorrt"], report.get("tensorrt_int8") or {}):
+        written += [out / f for f in (part.get("trtexec"), part.get("engine")) if f]
     report["files"] = {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-                       for p in all_files}
+                       for p in written}
     atomic_write_text(out / REPORT, json.dumps(report, indent=2) + "\n")
     (out / REPORT).chmod(0o644)
-    if failed:
-        raise RuntimeFailure(f"parity check failed ({'; '.join(failed)}); see {out / REPORT}")
+    if problems:
+        raise RuntimeFailure(f"{'; '.join(problems)}; see {out / REPORT}")
+    if missing_trt:
+        raise BadInput(f"{missing_trt}; the INT8 TensorRT file was written and verified "
+                       f"(build it on the device: sh {out / TRTEXEC_INT8})")
     return report
+
+
+def _tensorrt_int8_part(out: Path, tensorrt: bool, build: bool, opt_batch: int, max_batch: int,
+                        step: Callable[[str], None], problems: list[str]) -> dict[str, Any]:
+    """``tensorrt_int8`` of export.json: the symmetric file verified, trtexec_int8.sh, the
+    engine (``build``); without ``--tensorrt`` why model_int8.onnx is not for TensorRT. A
+    file TensorRT would refuse is a problem (exit 1) when ``--tensorrt`` asked for it."""
+    if not tensorrt:
+        return {"ready": False, "reason": f"{ONNX_INT8} quantizes activations to uint8 with "
+                f"zero points for onnxruntime CPU; TensorRT takes symmetric INT8 only: "
+                f"--int8 --tensorrt also writes {ONNX_INT8_TRT} for it"}
+    try:
+        return {"onnx": ONNX_INT8_TRT, **tensorrt_int8(out, out / ONNX_INT8_TRT, build,
+                                                      opt_batch, max_batch, step)}
+    except RuntimeFailure as exc:
+        problems.append(str(exc))
+        return {"ready": False, "onnx": ONNX_INT8_TRT, "reason": str(exc)}
 
 
 def tensorrt_part(out: Path, files: dict[str, Path], precision: str, build: bool,

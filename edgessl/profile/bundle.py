@@ -2,8 +2,10 @@
 
 A bundle folder holds ``manifest.json``, ``blocks/NNNN.onnx`` (one per table entry),
 ``nets/NNNN.onnx`` (calibration and validation subnets, written as ``edgessl export`` writes
-them) and ``edgessl_runtime/`` (a copy of the torch-free runtime, :mod:`edgessl.runtime`: the
-very timer, sessions and backends that measure on the host). ``export/profile_device.py``
+them) and ``edgessl_runtime/`` (a copy of the torch-free runtime, :mod:`edgessl.runtime`:
+the very timer, sessions and backends that measure on the host). INT8 bundles hold QDQ files
+quantized here in the scheme of ``--backend`` (onnxruntime CPU: u8s8; TensorRT: s8s8),
+recorded as the manifest's ``quantization``. ``export/profile_device.py``
 measures it on the device with numpy and onnxruntime (or TensorRT) only; ``import_table`` checks
 what comes back, fits and validates it here, and installs it.
 """
@@ -17,10 +19,17 @@ from pathlib import Path
 
 import edgessl.runtime
 from edgessl.cost.latency import LatencyTable
-from edgessl.deploy.onnx import onnx_model
+from edgessl.deploy.bench import model_bytes
+from edgessl.deploy.int8 import scheme_for
 from edgessl.errors import BadInput
 from edgessl.profile.blocks import Choices, build_module, enumerate_specs, input_shape
-from edgessl.profile.measure import Settings, export_subnet, plan_networks, shuffled
+from edgessl.profile.measure import (
+    Settings,
+    export_subnet,
+    plan_networks,
+    quantization,
+    shuffled,
+)
 from edgessl.spaces import get_space
 from edgessl.utils import atomic_write_text
 
@@ -47,8 +56,8 @@ def write_bundle(s: Settings, folder: str | Path, progress: Progress | None = No
         spec = specs[key]
         shape = input_shape(spec, s.batch)
         rel = f"blocks/{i:04d}.onnx"
-        _export_once(folder / rel, lambda spec=spec, shape=shape: onnx_model(
-            build_module(spec), shape, fp16=s.dtype == "fp16").SerializeToString())
+        _export_once(folder / rel, lambda spec=spec, shape=shape: model_bytes(
+            build_module(spec), shape, s.dtype, s.backend))
         entries.append({"key": key, "file": rel, "input_shape": list(shape)})
         if progress:
             progress("export", i + 1, total)
@@ -60,7 +69,8 @@ def write_bundle(s: Settings, folder: str | Path, progress: Progress | None = No
             arch = Arch.from_dict(net["arch"])
             rel = f"nets/{i:04d}.onnx"
             if not (folder / rel).is_file():
-                export_subnet(arch, folder / "nets", f"{i:04d}", s.batch, s.dtype)
+                export_subnet(arch, folder / "nets", f"{i:04d}", s.batch, s.dtype,
+                              scheme_for(s.backend))
             shape = (s.batch, 3, arch.resolution, arch.resolution)
             networks.append({**net, "file": rel, "input_shape": list(shape)})
             if progress:
@@ -71,6 +81,7 @@ def write_bundle(s: Settings, folder: str | Path, progress: Progress | None = No
         "resolutions": list(choices.resolutions), "choices": choices.to_dict(),
         "timing": {"runs": s.runs, "rounds": s.rounds, "warmup": s.warmup,
                    "net_runs": s.net_runs, "seed": s.seed},
+        **({"quantization": quantization(s.backend)} if s.dtype == "int8" else {}),
         "entries": entries, "networks": networks,
     }
     atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=1) + "\n")

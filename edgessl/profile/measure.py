@@ -28,12 +28,13 @@ from edgessl.profile.blocks import (
     input_shape,
     sample_arch,
 )
-from edgessl.runtime.sessions import DTYPES
 from edgessl.runtime.timer import CLOCKS, entry, measure_chunked, time_interleaved
 from edgessl.spaces import get_space
 
 Progress = Callable[[str, int, int], None]
-_MATCH = ("space", "backend", "threads", "batch", "dtype", "clock", "choices")
+_MATCH = ("space", "backend", "threads", "batch", "dtype", "clock", "choices", "quantization")
+PRECISIONS = ("fp32", "fp16", "int8")
+SUBNET_CALIB_IMAGES = 16  # INT8 subnets: real calibration images, as export --int8 uses
 
 
 @dataclass
@@ -68,8 +69,11 @@ class Settings:
         for name in ("warmup", "validate", "calibrate"):
             if getattr(self, name) < 0:
                 raise BadInput(f"--{name} {getattr(self, name)} must be at least 0")
-        if self.dtype not in DTYPES:
-            raise BadInput(f"--dtype {self.dtype!r} not supported; use fp32 or fp16")
+        if self.dtype not in PRECISIONS:
+            raise BadInput(f"--dtype {self.dtype!r} not supported; use fp32, fp16 or int8")
+        if self.dtype == "int8" and self.backend.startswith("torch"):
+            raise BadInput(f"--dtype int8 needs an ONNX backend (onnxruntime-cpu, "
+                           f"onnxruntime-cuda, tensorrt), not {self.backend}")
         if self.clock not in ("auto", *CLOCKS):
             raise BadInput(f"--clock {self.clock!r}: use auto, wall or cpu")
 
@@ -100,8 +104,22 @@ def table_meta(s: Settings, backend: Backend, choices: Choices) -> dict:
         "resolutions": list(choices.resolutions), "choices": choices.to_dict(),
         "timing": {"runs": s.runs, "rounds": s.rounds, "warmup": s.warmup,
                    "net_runs": s.net_runs, "seed": s.seed},
+        **({"quantization": quantization(backend.name)} if s.dtype == "int8" else {}),
         "complete": False,
     }
+
+
+def quantization(backend: str) -> dict:
+    """What an INT8 table's ``quantization`` records: the scheme ``backend`` runs and how
+    blocks and subnets were calibrated (:func:`edgessl.deploy.bench.model_bytes`,
+    :func:`export_subnet`)."""
+    from edgessl.deploy.int8 import DEFAULT_CALIB_DATA, SCHEMES, scheme_for
+
+    return {"scheme": SCHEMES[scheme_for(backend)].to_dict(), "method": "minmax",
+            "blocks": "calibrated on 4 seeded standard-normal inputs (the QDQ graph, and so "
+                      "the timing, does not depend on calibration values)",
+            "subnets": f"calibrated on {SUBNET_CALIB_IMAGES} {DEFAULT_CALIB_DATA} images, "
+                       "quantized as edgessl export --int8 quantizes"}
 
 
 def resume_or_new(out: Path, meta: dict) -> LatencyTable:
@@ -110,9 +128,9 @@ def resume_or_new(out: Path, meta: dict) -> LatencyTable:
         return LatencyTable(dict(meta), {})
     old = LatencyTable.load(out)
     for key in _MATCH:
-        if old.meta.get(key) != meta[key]:
+        if old.meta.get(key) != meta.get(key):
             raise BadInput(f"{out} exists with {key}={old.meta.get(key)!r}, not "
-                           f"{meta[key]!r}; choose another --out or delete it")
+                           f"{meta.get(key)!r}; choose another --out or delete it")
     merged = {**meta, "date": old.meta.get("date", meta["date"]),
               "complete": old.meta.get("complete", False)}
     return LatencyTable(merged, old.entries, old.overhead, old.validation, old.networks)
@@ -143,12 +161,13 @@ def net_id(net: dict) -> str:
 
 
 def export_subnet(arch: Arch, folder: Path, name: str, batch: int = 1,
-                  dtype: str = "fp32") -> tuple[Target, Path]:
+                  dtype: str = "fp32", scheme: str = "u8s8") -> tuple[Target, Path]:
     """Subnet ``arch`` written exactly as ``edgessl export`` writes it (its arch JSON resolved
     by :func:`edgessl.deploy.sources.resolve_source`: seeded weights, BatchNorm calibrated; then
     :func:`edgessl.deploy.onnx.export_onnx`: opset 20, static batch 1 or a dynamic batch for
-    ``batch > 1``, float16 for fp16) as ``folder/name.onnx``; returns the ``bench`` target of
-    that file and its path."""
+    ``batch > 1``, float16 for fp16; for int8 then quantized in ``scheme`` as ``export --int8``
+    does, :func:`edgessl.deploy.int8.quantize_model`) as ``folder/name.onnx``; returns the
+    ``bench`` target of that file and its path."""
     from edgessl.deploy.bench import resolve_target
     from edgessl.deploy.onnx import export_onnx
     from edgessl.deploy.sources import resolve_source
@@ -159,6 +178,13 @@ def export_subnet(arch: Arch, folder: Path, name: str, batch: int = 1,
     src = resolve_source(str(arch_file))
     path = export_onnx(src.module, folder / f"{name}.onnx", src.resolution,
                        dynamic_batch=batch > 1, fp16=dtype == "fp16")
+    if dtype == "int8":
+        import onnx
+
+        from edgessl.deploy.int8 import DEFAULT_CALIB_DATA, calibration_images, quantize_model
+
+        x = calibration_images(DEFAULT_CALIB_DATA, SUBNET_CALIB_IMAGES, src.resolution)
+        quantize_model(onnx.load(str(path)), path, x[:, None], scheme)
     return resolve_target(str(path)), path
 
 
@@ -177,7 +203,9 @@ def subnet_session(backend: Backend, arch: Arch, batch: int, threads: int, dtype
         src = resolve_source(str(folder / f"{name}.arch.json"))
         return module_session(backend, src.module, (batch, 3, src.resolution, src.resolution),
                               threads, dtype)
-    target, path = export_subnet(arch, folder, name, batch, dtype)
+    from edgessl.deploy.int8 import scheme_for
+
+    target, path = export_subnet(arch, folder, name, batch, dtype, scheme_for(backend.name))
     session = prepare(backend, target, cfg)
     if not keep:
         path.unlink()

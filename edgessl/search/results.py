@@ -95,8 +95,9 @@ def plot_pareto(out: Path, result: SearchResult, x: str, budget: float | None,
         ax.axvline(cost, color="tab:green", ls=":", lw=1)
         ax.annotate(name, (cost, 0.02), xycoords=("data", "axes fraction"), rotation=90,
                     fontsize=7, color="tab:green", ha="right", va="bottom")
+    dtype = (result.info.get("latency_settings") or {}).get("dtype")
     ax.set_xlabel("MFLOPs (at deployment resolution)" if x == "mflops"
-                  else "predicted latency (ms)")
+                  else f"predicted {str(dtype).upper() + ' ' if dtype else ''}latency (ms)")
     ax.set_ylabel(score_label)
     ax.set_title("edgessl search: proxy accuracy vs cost")
     ax.legend(fontsize=8, loc="lower right")
@@ -107,16 +108,35 @@ def plot_pareto(out: Path, result: SearchResult, x: str, budget: float | None,
     return path
 
 
+def _latency_lines(info: dict[str, Any]) -> list[str]:
+    """What the latencies (and a latency budget) are: the precision, backend and settings of
+    the table, so an INT8 budget is never read as an fp32 one."""
+    lat = info.get("latency_settings")
+    if not lat:
+        return []
+    dtype = str(lat.get("dtype") or "fp32").upper()
+    budget = (info.get("budget") or {}).get("max_latency_ms")
+    what = (f"budget {budget:g} ms of **{dtype}** inference" if budget is not None
+            else f"**{dtype}** latencies")
+    export = " (`edgessl export --int8`)" if dtype == "INT8" else ""
+    return [f"- latency: {what}{export}, predicted by `{info.get('latency_table')}` "
+            f"({lat.get('backend')}, {lat.get('threads')} thread(s), batch {lat.get('batch')}, "
+            f"{lat.get('device')}); every latency below is {dtype}"]
+
+
 def write_report(out: Path, result: SearchResult) -> None:
     info = result.info
+    unit = str((info.get("latency_settings") or {}).get("dtype") or "").upper()  # INT8, ...
     lines = ["# edgessl search report", ""]
     if result.interrupted:
         lines += ["**Interrupted**: results below cover the generations completed so far.", ""]
     lines += [f"- space: `{info.get('space')}`, deployment resolution {info.get('resolution')}",
               f"- budget: {info.get('budget')}",
+              *_latency_lines(info),
               f"- supernet: `{info.get('supernet')}` (trained with {info.get('ssl')} on "
               f"{info.get('supernet_data')})",
-              f"- proxy: {info.get('proxy')} on `{info.get('data')}` at proxy resolution "
+              f"- proxy: {info.get('proxy')} on `{info.get('data')}` "
+              f"({info.get('data_reason', 'given')}) at proxy resolution "
               f"{info.get('proxy_resolution')} px (the budget is checked at the deployment "
               "resolution; scoring uses the smaller proxy resolution the supernet was trained "
               "at, since the networks are fully convolutional)",
@@ -127,11 +147,20 @@ def write_report(out: Path, result: SearchResult) -> None:
               ""]
     if result.best is not None:
         b = result.best
-        lat = "" if b.latency_ms is None else f", predicted latency {b.latency_ms:.3f} ms"
+        lat = "" if b.latency_ms is None else (f", predicted {unit + ' ' if unit else ''}"
+                                                f"latency {b.latency_ms:.3f} ms")
         lines += ["## Best", "", f"`{b.arch}`", "",
                   f"score {b.score:.4f}, {b.mflops:.1f} MFLOPs, {b.mparams:.2f} M params{lat}",
                   ""]
-    lines += ["## Pareto front", "", "| score | MFLOPs | M params | latency ms | arch |",
+        held = info.get("held_out")
+        if held:
+            lines += [f"Held out: kNN accuracy of this network (inherited weights) on "
+                      f"`{info.get('data')}`'s test split, {held['test_size']} images the "
+                      f"search never looked at (bank: {held['bank_size']} training images): "
+                      f"**{100 * held['knn']:.2f}%**.", ""]
+    lines += ["## Pareto front", "",
+              f"| score | MFLOPs | M params | latency ms{' (' + unit + ')' if unit else ''} "
+              "| arch |",
               "|---|---|---|---|---|"]
     for c in sorted(result.pareto, key=lambda c: c.mflops):
         lat = "" if c.latency_ms is None else f"{c.latency_ms:.3f}"

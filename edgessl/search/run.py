@@ -33,6 +33,22 @@ DEFAULT_SUPERNET = "supernet-fashion-mnist-mobilenet.ckpt"
 MIN_PROXY_RESOLUTION = 32  # the spaces downsample 32x: smaller inputs vanish
 
 
+DEFAULT_DATA = "fashion-mnist-sample"
+HELD_OUT_BANK, HELD_OUT_TEST = 5000, 2000  # the pick's held-out check (report.md)
+
+
+def default_data(ckpt: Path, supernet_info: dict[str, Any]) -> tuple[str, str]:
+    """(data the proxy scores on, why) when ``--data`` is not given: for the shipped supernet
+    the built-in Fashion-MNIST sample (its training domain, inside the package), for any
+    other supernet the data it was trained on (scoring another domain ranks the wrong thing)."""
+    if ckpt.resolve() == default_supernet().resolve():
+        return DEFAULT_DATA, "the shipped supernet's domain, built in"
+    trained_on = supernet_info.get("data")
+    if not trained_on:
+        raise BadInput(f"supernet {ckpt} records no training data; pass --data")
+    return str(trained_on), "the data the supernet was trained on (no --data given)"
+
+
 def default_supernet() -> Path:
     """The supernet shipped in the package (SSL on Fashion-MNIST; the README has the command)."""
     return Path(__file__).resolve().parent.parent / "assets" / DEFAULT_SUPERNET
@@ -48,7 +64,7 @@ class SearchConfig:
     max_mparams: float | None = None
     latency_table: str | None = None
     supernet: str | None = None
-    data: str = "digits"
+    data: str | None = None  # None: see default_data()
     val_data: str | None = None  # the validation folder of data (never read by the search)
     objectives: tuple[str, ...] = ("accuracy", "mflops")
     population: int = 16
@@ -120,9 +136,21 @@ class SearchSession:
         self.device = resolve_device(cfg.device)
         self.proxy_res = int(cfg.proxy_resolution or self.sinfo.get("resolution") or 32)
         self.env = init_distributed(self.device)  # first: rank 0 indexes a folder, others wait
-        data = prepare_proxy_data(cfg.data, self.proxy_res, cfg.bank, cfg.val, seed=cfg.seed,
+        self.data, self.data_reason = ((cfg.data, "given") if cfg.data
+                                       else default_data(self.ckpt, self.sinfo))
+        data = prepare_proxy_data(self.data, self.proxy_res, cfg.bank, cfg.val, seed=cfg.seed,
                                   use_labels=cfg.use_labels, val_data=cfg.val_data)
         self.scorer = ProxyScorer(self.supernet, data, self.device)
+
+    def held_out(self, arch, bank: int = HELD_OUT_BANK, test: int = HELD_OUT_TEST) -> dict:
+        """kNN accuracy of ``arch`` (inherited weights, BN re-estimated) on the data's test
+        split: reported with the pick, never used to choose it."""
+        from edgessl.evaluate import evaluate_backbone
+
+        net = self.supernet.extract(arch)
+        r = evaluate_backbone(net, self.data, self.proxy_res, "knn", bank, test, self.device,
+                              val_data=self.cfg.val_data)
+        return {k: r[k] for k in ("knn", "bank_size", "test_size")}
 
     def run(self, progress: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
         """Search and write every output (rank 0). Ctrl-C stops after the generation in
@@ -150,6 +178,9 @@ class SearchSession:
 
         def on_generation(gen: int, X: np.ndarray, F: np.ndarray) -> None:
             state["generations_done"] = gen
+            if env.main:  # what is scored so far survives a kill (Ctrl-C writes everything)
+                Path(cfg.out).mkdir(parents=True, exist_ok=True)
+                write_candidates(Path(cfg.out), list(records.values()))
             if progress is not None:
                 best = max(records.values(), key=lambda c: (c.score, -c.mflops), default=None)
                 progress({"generation": gen, "generations": cfg.generations,
@@ -172,12 +203,18 @@ class SearchSession:
         info = {"space": space.name, "resolution": cfg.resolution,
                 "budget": cfg.budget().to_dict(), "supernet": str(self.ckpt),
                 "ssl": self.sinfo.get("ssl"), "supernet_data": self.sinfo.get("data"),
-                "proxy": scorer.kind, "data": cfg.data, "proxy_resolution": self.proxy_res,
+                "proxy": scorer.kind, "data": self.data,
+                "data_reason": self.data_reason, "proxy_resolution": self.proxy_res,
                 "population": cfg.population, "generations": cfg.generations,
                 "generations_done": state["generations_done"], "seed": cfg.seed,
                 "seconds": time.time() - t0, "world": env.world,
                 "objectives": list(self.objectives), "latency_table": cfg.latency_table,
+                "latency_settings": None if self.table is None else {
+                    k: self.table.meta.get(k)
+                    for k in ("dtype", "backend", "threads", "batch", "device")},
                 "config": config}
+        if env.main and best is not None and scorer.kind == "knn":
+            info["held_out"] = self.held_out(best.arch)
         result = SearchResult(best, pareto, cands, info, interrupted)
         if env.main:
             write_outputs(Path(cfg.out), result, scorer, self.table is not None, cfg)

@@ -58,6 +58,7 @@ def _sharing(first: SearchSession, cfg: SearchConfig) -> SearchSession:
     constraints and device: only the proxy data and its score cache are its own."""
     session = copy.copy(first)
     session.cfg = cfg
+    session.data, session.data_reason = cfg.data, "given"
     data = prepare_proxy_data(cfg.data, first.proxy_res, cfg.bank, cfg.val, seed=cfg.seed,
                               use_labels=cfg.use_labels)
     session.scorer = ProxyScorer(first.supernet, data, first.device)

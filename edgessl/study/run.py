@@ -201,10 +201,12 @@ class StudySession:
 
     def _load(self, v: Variant) -> dict[str, Any]:
         path = self._record_path(v)
-        if path.is_file():
-            rec = json.loads(path.read_text())
-            if rec.get("ref") == v.ref_text:
-                return rec
+        try:
+            rec = json.loads(path.read_text()) if path.is_file() else None
+        except ValueError:  # not written by a study (saves are atomic): evaluate again
+            rec = None
+        if isinstance(rec, dict) and rec.get("ref") == v.ref_text:
+            return rec
         return {"variant": v.name, "ref": v.ref_text, "mflops": v.mflops, "params": v.params,
                 "evals": {}}
 
@@ -242,8 +244,8 @@ class StudySession:
 
     # ---- the run ----------------------------------------------------------------------------
     def run(self, progress: Callable[[dict[str, Any]], None] | None = None) -> StudyResult:
-        """Evaluate this rank's variants, then (rank 0) write every output. Ctrl-C stops
-        after the set being evaluated and still writes the outputs of what is complete."""
+        """Evaluate this rank's variants, then (rank 0) write every output. Ctrl-C stops at
+        once, keeps what was evaluated and writes the outputs of the complete variants."""
         env, t0 = self.env, time.time()
         lock = FolderLock(self.out).acquire() if env.main else None
         try:
@@ -251,7 +253,9 @@ class StudySession:
                 remove_stale_temps(self.out / "results")
                 atomic_write_text(self.out / "study.json", json.dumps(
                     {**self.identity, "variants": self.cfg.variants,
-                     "downstream": list(self.cfg.downstream)}, indent=1) + "\n")
+                     "downstream": list(self.cfg.downstream),
+                     "supernet": self.cfg.supernet, "pretrain": self.cfg.pretrain},
+                    indent=1) + "\n")
             if env.active:
                 tdist.barrier()
             mine = self.variants[env.rank::env.world]

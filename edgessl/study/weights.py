@@ -64,7 +64,8 @@ class SupernetWeights:
                                f"'{self.space}' space (handcrafted networks need --train)")
 
     def identity(self) -> dict[str, Any]:
-        return {"kind": self.kind, "supernet": str(self.path.resolve()), "sha256": self.sha256}
+        """What decides the weights: the checkpoint's content (not where it lies)."""
+        return {"kind": self.kind, "sha256": self.sha256}
 
     def network(self, variant: Variant, on_step: Callable[[dict], None] | None = None
                 ) -> tuple[nn.Module, dict | None]:

@@ -1,0 +1,312 @@
+"""INT8 export (issue 19): calibrated QDQ models, the accuracy check and its --max-drop failure,
+TensorRT's symmetric file, bad input; quantization helpers. Latency tables and the device kit in
+INT8 are in tests/test_int8_profile.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from PIL import Image
+
+from edgessl.checkpoint import save_model
+from edgessl.data import eval_loader, open_dataset
+from edgessl.deploy import int8 as q
+from edgessl.deploy import tensorrt as dtrt
+from edgessl.deploy.export import export
+from edgessl.deploy.int8_export import Int8Options
+from edgessl.deploy.onnx import export_onnx, onnx_model, ort_session
+from edgessl.deploy.sources import calibrate_bn, sha256_file
+from edgessl.errors import BadInput
+from edgessl.evaluate import extract_features, knn_accuracy
+from edgessl.models import build_network
+from edgessl.ops import layers
+from edgessl.spaces import get_space
+
+HAS_TRT = importlib.util.find_spec("tensorrt") is not None
+NO_TRT = "tensorrt is not importable (needs the tensorrt extra, cuda-python and an NVIDIA GPU)"
+RES = 64
+FAST = ["--resolution", str(RES), "--calib-images", "8", "--eval-images", "60"]
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    """A search-result folder: the smallest mobilenet, BatchNorm set on digits, whose
+    checkpoint records the data it was searched on (``meta.data``)."""
+    arch = get_space("mobilenet").smallest(128)
+    torch.manual_seed(0)
+    net = calibrate_bn(build_network(arch).eval(), RES, 32).eval()
+    folder = tmp_path_factory.mktemp("result")
+    save_model(folder / "best.ckpt", arch, net, {"source": "search", "data": "digits"})
+    arch.save(folder / "best.arch.json")
+    return folder, net
+
+
+@pytest.fixture(scope="module")
+def exported(result, tmp_path_factory):
+    folder, _ = result
+    out = tmp_path_factory.mktemp("E")
+    report = export(str(folder), out, dynamic_batch=True, resolution=RES,
+                    int8=Int8Options(calib_images=8, eval_images=60))
+    return out, report
+
+
+def _int8(report, name="model_int8.onnx"):
+    return report["int8"]["files"][name]
+
+
+def test_int8_model_is_checked_quantized_and_runs_at_batch_1_and_3(exported):
+    out, report = exported
+    path = out / "model_int8.onnx"
+    onnx.checker.check_model(str(path), full_check=True)
+    f = _int8(report)
+    assert f["batches_run"] == [1, 3]
+    assert f["onnx"]["inputs"][0]["shape"] == ["batch", 3, RES, RES]
+    assert f["onnx"]["opset"]["ai.onnx"] == 20 == report["opset"]
+    assert f["qdq"]["weighted_nodes_int8"] == f["qdq"]["weighted_nodes"] > 10  # every conv
+    model = onnx.load(str(path))
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    acts = [inits[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    weights = [inits[n.input[2]] for n in model.graph.node if n.op_type == "DequantizeLinear"
+               and n.input[0] in inits and inits[n.input[0]].dtype == np.int8]
+    # u8s8: uint8 activations with zero points, int8 symmetric weights per output channel
+    assert {a.dtype for a in acts} == {np.dtype(np.uint8)} and any(a != 0 for a in acts)
+    assert weights and all(w.dtype == np.int8 and not w.any() and w.size > 1 for w in weights)
+    assert f["scheme"]["name"] == "u8s8" and f["rewrites"][
+        "ReduceMean(H, W) -> GlobalAveragePool"] >= 1
+    # batch 3 gives the three batch-1 results: nothing couples the images
+    s = ort_session(path, threads=1)
+    x = np.random.default_rng(0).standard_normal((3, 3, RES, RES)).astype(np.float32)
+    three = s.run(None, {"input": x})[0]
+    ones = np.concatenate([s.run(None, {"input": x[i:i + 1]})[0] for i in range(3)])
+    assert three.shape[0] == 3 and np.allclose(three, ones, atol=1e-5)
+    on_disk = json.loads((out / "export.json").read_text())
+    assert on_disk["files"]["model_int8.onnx"]["sha256"] == sha256_file(path)
+
+
+def test_calibration_defaults_to_the_data_the_checkpoint_records(exported):
+    _, report = exported
+    cal = report["int8"]["calibration"]
+    assert cal["data"] == "digits" and "meta" in cal["data_from"]
+    assert cal["images"] == 8 and cal["split"] == "train" and cal["method"] == "minmax"
+    assert report["int8"]["check"]["data"] == "digits"  # --eval-data defaults to it
+
+
+def test_accuracy_check_matches_pytorch_and_reports_drop_and_cosine(exported, result):
+    """The fp32 accuracy the check reports is the PyTorch network's own kNN accuracy on the
+    same bank and test images (an independent path: PyTorch features, not onnxruntime);
+    the drop is the difference of the two accuracies; cosines are in [-1, 1] and the centred
+    one is the stricter."""
+    _, report = exported
+    _, net = result
+    chk = report["int8"]["check"]
+    train, test = open_dataset("digits", "train"), open_dataset("digits", "test")
+    bank_f, bank_y = extract_features(net, eval_loader(train.head(chk["bank_images"]), RES))
+    test_f, test_y = extract_features(net, eval_loader(test.head(chk["test_images"]), RES))
+    assert chk["test_images"] == 60 and chk["bank_images"] == len(train)
+    assert chk["knn"]["fp32"] == pytest.approx(knn_accuracy(bank_f, bank_y, test_f, test_y),
+                                               abs=1 / 60 + 1e-9)
+    f = _int8(report)["check"]
+    assert f["drop_points"] == pytest.approx(100 * (chk["knn"]["fp32"] - f["knn"]), abs=1e-3)
+    assert f["passed"] == (f["drop_points"] <= chk["max_drop"])
+    assert -1 <= f["centred_cosine"]["min"] <= f["centred_cosine"]["mean"] <= 1
+    assert f["centred_cosine"]["mean"] <= f["feature_cosine"]["mean"] + 1e-9
+    assert report["tensorrt_int8"]["ready"] is False and "uint8" in report["tensorrt_int8"][
+        "reason"]
+
+
+def _grey_folder(tmp_path):
+    """Flat grey images (about ImageNet's mean, so about 0 once normalised): every range
+    calibrated on them is tiny, and real images clip at every layer."""
+    folder = tmp_path / "grey" / "a"
+    folder.mkdir(parents=True)
+    for i in range(2):
+        Image.new("RGB", (16, 16), (115, 115, 115)).save(folder / f"{i}.png")
+    return folder.parent
+
+
+def test_max_drop_failure_exits_1_and_keeps_the_report(cli, result, tmp_path):
+    """Acceptance 1: calibrated on one flat grey image, INT8 clips every real activation
+    (about 14 points lost here); with zero tolerance the export fails (exit 1, one line),
+    files and export.json kept."""
+    folder, _ = result
+    grey = _grey_folder(tmp_path)
+    r = cli("export", folder, "--int8", "--calib-data", grey, "--calib-images", "1",
+            "--eval-data", "digits", "--max-drop", "0", "--resolution", RES,
+            "--eval-images", "200", "--out", tmp_path / "E")
+    assert r.code == 1, r
+    assert r.err.startswith("error: INT8 accuracy check failed (model_int8.onnx")
+    assert r.err.count("\n") == 1 and "--max-drop 0" in r.err
+    report = json.loads((tmp_path / "E" / "export.json").read_text())
+    f = report["int8"]["files"]["model_int8.onnx"]
+    assert not f["check"]["passed"] and f["check"]["drop_points"] > 0
+    assert report["int8"]["calibration"]["images"] == 1
+    assert (tmp_path / "E" / "model_int8.onnx").is_file()
+    # the same drop passes under a tolerance that covers it: the threshold decides
+    r = cli("export", folder, "--int8", "--calib-data", grey, "--calib-images", "1",
+            "--eval-data", "digits", "--max-drop", str(f["check"]["drop_points"] + 0.01),
+            "--resolution", RES, "--eval-images", "200", "--out", tmp_path / "E2", "--json")
+    assert r.code == 0, r
+    assert json.loads(r.out)["int8"]["files"]["model_int8.onnx"]["check"]["drop_points"] == \
+        f["check"]["drop_points"]
+
+
+@pytest.mark.skipif(HAS_TRT, reason="TensorRT is installed here")
+def test_int8_tensorrt_without_tensorrt_verifies_then_exits_2(cli, result, tmp_path):
+    """Issue 21 acceptance 3: model_int8_trt.onnx (symmetric) is written and verified for
+    TensorRT here, trtexec_int8.sh written, then exit 2 with the install hint."""
+    folder, _ = result
+    out = tmp_path / "E"
+    r = cli("export", folder, "--int8", "--tensorrt", *FAST, "--max-drop", "100", "--out", out)
+    assert r.code == 2, r
+    assert r.err.startswith(f"error: {dtrt.INSTALL_HINT}") and r.err.count("\n") == 1
+    report = json.loads((out / "export.json").read_text())
+    trt = report["tensorrt_int8"]
+    assert trt["ready"] and trt["onnx"] == "model_int8_trt.onnx" and trt["engine"] is None
+    assert trt["checks"]["model_int8_trt.onnx"]["precision"] == "int8"
+    dtrt.verify_qdq(out / "model_int8_trt.onnx")  # symmetric INT8, constant scales, ...
+    with pytest.raises(Exception, match="uint8 quantization"):
+        dtrt.verify_qdq(out / "model_int8.onnx")  # why TensorRT gets its own file
+    script = (out / "trtexec_int8.sh").read_text()
+    assert "--onnx=model_int8_trt.onnx" in script and "--saveEngine=model_int8.engine" in script
+    sym = report["int8"]["files"]["model_int8_trt.onnx"]
+    assert sym["scheme"]["name"] == "s8s8" and "knn" in sym["check"]
+
+
+@pytest.mark.tensorrt
+@pytest.mark.skipif(not HAS_TRT, reason=NO_TRT)
+def test_int8_tensorrt_engine_builds(result, tmp_path):
+    folder, _ = result
+    report = export(str(folder), tmp_path, tensorrt=True, resolution=RES,
+                    int8=Int8Options(calib_images=8, eval_images=60))
+    assert report["tensorrt_int8"]["engine"] == "model_int8.engine"
+    assert (tmp_path / "model_int8.engine").stat().st_size > 0
+
+
+def _folder_of_corrupt_images(tmp_path):
+    folder = tmp_path / "corrupt" / "a"
+    folder.mkdir(parents=True)
+    for i in range(2):
+        (folder / f"{i}.png").write_bytes(b"not a png")
+    return folder.parent
+
+
+def _unlabelled(tmp_path):
+    folder = tmp_path / "unlabelled"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (16, 16), (i * 60, 0, 0)).save(folder / f"{i}.png")
+    return folder
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--int8", "--calib-images", "0"], "--calib-images 0"),
+    (["--int8", "--max-drop", "-1"], "--max-drop -1"),
+    (["--int8", "--calib-method", "kl"], "--calib-method 'kl'"),
+    (["--int8", "--eval-images", "0"], "--eval-images 0"),
+    (["--int8", "--calib-data", "{empty}"], "holds no images"),
+    (["--int8", "--calib-data", "{corrupt}"], "no readable images"),
+    (["--int8", "--calib-data", "{unlabelled}"], "has no labels"),
+    (["--int8", "--eval-data", "{unlabelled}"], "--eval-data"),
+    (["--calib-data", "digits"], "--calib-data goes with --int8"),
+    (["--max-drop", "2"], "--max-drop goes with --int8"),
+])
+def test_bad_int8_input_exits_2_before_exporting(cli, result, tmp_path, args, needle):
+    folder, _ = result
+    (tmp_path / "empty").mkdir()
+    subs = {"{empty}": str(tmp_path / "empty"), "{corrupt}": str(_folder_of_corrupt_images(
+        tmp_path)), "{unlabelled}": str(_unlabelled(tmp_path))}
+    r = cli("export", folder, *[subs.get(a, a) for a in args], "--out", tmp_path / "E")
+    assert r.code == 2, (args, r)
+    assert r.err.startswith("error: ") and r.err.count("\n") == 1 and needle in r.err, r.err
+    assert "Traceback" not in r.err and not (tmp_path / "E" / "model.onnx").exists()
+
+
+# ---- helpers -------------------------------------------------------------------------------
+def _block(kind: str):
+    """(module, input shape, real inputs (N, 1, C, H, W)): the stem of the smallest mobilenet
+    on real images, or its first squeeze-excite h-swish block on that network's real
+    activations (the images through the layers before it)."""
+    torch.manual_seed(0)
+    net = calibrate_bn(build_network(get_space("mobilenet").smallest(128)).eval(), 128, 16)
+    k = 0 if kind == "stem" else next(
+        i for i, m in enumerate(net.features) if isinstance(getattr(m, "se", None),
+                                                            layers.SqueezeExcite)
+        and any(isinstance(a, torch.nn.Hardswish) for a in m.modules()))
+    with torch.no_grad():
+        x = net.features[:k](torch.from_numpy(q.calibration_images("digits", 6, 128)))
+    return net.features[k].eval(), (1, *x.shape[1:]), x.numpy()[:, None]
+
+
+def _graph(path):
+    """The QDQ graph's structure: every node's op type and inputs, without the values."""
+    model = onnx.load(str(path))
+    return [(n.op_type, tuple(n.input), tuple(n.output)) for n in model.graph.node]
+
+
+@pytest.mark.parametrize("kind", ["stem", "se"])
+def test_graph_does_not_depend_on_calibration_values(tmp_path, kind):
+    """Why latency tables calibrate blocks on random inputs: the QDQ graph quantize_static
+    writes (hence what onnxruntime runs, hence the timing) is the same for seeded normal
+    inputs and for real activations, while the scales differ."""
+    module, shape, real = _block(kind)
+    model = onnx_model(module, shape)
+    q.quantize_model(model, tmp_path / "rand.onnx", q.random_calibration(shape))
+    q.quantize_model(model, tmp_path / "real.onnx", real)
+    assert _graph(tmp_path / "rand.onnx") == _graph(tmp_path / "real.onnx")
+
+    def scales(name):
+        return [onnx.numpy_helper.to_array(i) for i in onnx.load(str(tmp_path / name))
+                .graph.initializer if i.name.endswith("_scale")]
+
+    assert any(not np.allclose(a, b) for a, b in zip(scales("rand.onnx"), scales("real.onnx"),
+                                                     strict=True))
+
+
+def test_pool_rewrite_is_exact(tmp_path):
+    module, shape, _ = _block("se")
+    model = onnx_model(module, shape)
+    rewritten, count = q.pool_rewrite(model)
+    assert count >= 1 and "ReduceMean" not in {n.op_type for n in rewritten.graph.node}
+    onnx.checker.check_model(rewritten, full_check=True)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    onnx.save(model, str(tmp_path / "a.onnx"))
+    onnx.save(rewritten, str(tmp_path / "b.onnx"))
+    a = ort_session(tmp_path / "a.onnx").run(None, {"input": x})[0]
+    b = ort_session(tmp_path / "b.onnx").run(None, {"input": x})[0]
+    assert np.allclose(a, b, atol=1e-5 * max(1.0, np.abs(a).max()))
+
+
+def test_calibration_images_are_preprocessed_as_evaluation_does():
+    images = open_dataset("digits", "train")
+    x = q.calibration_images("digits", 5, 32, seed=3)
+    idx = np.sort(np.random.default_rng([3, 19]).permutation(len(images))[:5])
+    ref = next(iter(eval_loader(images.subset(idx), 32)))[0].numpy()
+    assert x.shape == (5, 3, 32, 32) and np.array_equal(x, ref)
+    assert len(q.calibration_images("digits", 10_000, 16)) == len(images)  # all, if fewer
+
+
+def test_int8_options_checked():
+    for kwargs, needle in (({"calib_images": 0}, "--calib-images 0"),
+                           ({"max_drop": -0.5}, "--max-drop -0.5"),
+                           ({"max_drop": float("nan")}, "--max-drop nan"),
+                           ({"calib_method": "mse"}, "--calib-method")):
+        with pytest.raises(BadInput, match=needle):
+            Int8Options(**kwargs).check()
+
+
+def test_schemes_for_backends():
+    assert q.scheme_for("onnxruntime-cpu") == "u8s8"
+    assert q.scheme_for("tensorrt") == q.scheme_for("onnxruntime-cuda") == "s8s8"
+
+
+def test_quantize_model_needs_calibration(tmp_path):
+    module, shape, _ = _block("stem")
+    export_onnx(module, tmp_path / "m.onnx", shape[-1])
+    with pytest.raises(BadInput, match="--calib-images 0"):
+        q.quantize_model(onnx.load(str(tmp_path / "m.onnx")), tmp_path / "q.onnx",
+                         np.zeros((0, *shape), np.float32))
