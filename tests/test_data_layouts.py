@@ -96,10 +96,16 @@ def test_train_val_layout_through_the_cli(tmp_path, monkeypatch):
     assert summary["train_images"] == counts["train"] and summary["skipped_images"] == 1
 
     code, out, err = run_inprocess("search", "--supernet", tmp_path / "RUN" / "last.ckpt",
-                                   "--data", data, *SEARCH, "--out", tmp_path / "S")
+                                   "--data", data, *SEARCH, "--no-held-out", "--out", tmp_path / "S")
     assert code == 0, err
     assert recorder.seen == []
     assert "- proxy: knn" in (tmp_path / "S" / "report.md").read_text()
+    # by default the pick is then scored once on val/ (reported, never used to choose)
+    code, out, err = run_inprocess("search", "--supernet", tmp_path / "RUN" / "last.ckpt",
+                                   "--data", data, *SEARCH, "--json", "--out", tmp_path / "S1")
+    assert code == 0, err
+    assert json.loads(out)["held_out"]["test_size"] == counts["val"]
+    recorder.seen = []
 
     code, out, err = run_inprocess("eval", tmp_path / "RUN" / "last.ckpt", "--data", data,
                                    "--arch", "smallest", "--device", "cpu", "--json")
@@ -114,7 +120,7 @@ def test_train_val_layout_through_the_cli(tmp_path, monkeypatch):
     recorder.root, recorder.seen = str(val), []
     code, out, err = run_inprocess("search", "--supernet", tmp_path / "RUN" / "last.ckpt",
                                    "--data", data / "train", "--val-data", val, *SEARCH,
-                                   "--out", tmp_path / "S2")
+                                   "--no-held-out", "--out", tmp_path / "S2")
     assert code == 0, err
     assert recorder.seen == []
     assert "- proxy: knn" in (tmp_path / "S2" / "report.md").read_text()

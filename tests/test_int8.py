@@ -165,9 +165,9 @@ def test_int8_tensorrt_without_tensorrt_verifies_then_exits_2(cli, result, tmp_p
     assert r.code == 2, r
     assert r.err.startswith(f"error: {dtrt.INSTALL_HINT}") and r.err.count("\n") == 1
     report = json.loads((out / "export.json").read_text())
-    trt = report["tensorrt_int8"]
-    assert trt["ready"] and trt["onnx"] == "model_int8_trt.onnx" and trt["engine"] is None
-    assert trt["checks"]["model_int8_trt.onnx"]["precision"] == "int8"
+    part = report["tensorrt_int8"]
+    assert part["ready"] and part["onnx"] == "model_int8_trt.onnx" and part["engine"] is None
+    assert part["checks"]["model_int8_trt.onnx"]["precision"] == "int8"
     dtrt.verify_qdq(out / "model_int8_trt.onnx")  # symmetric INT8, constant scales, ...
     with pytest.raises(Exception, match="uint8 quantization"):
         dtrt.verify_qdq(out / "model_int8.onnx")  # why TensorRT gets its own file
@@ -310,3 +310,17 @@ def test_quantize_model_needs_calibration(tmp_path):
     with pytest.raises(BadInput, match="--calib-images 0"):
         q.quantize_model(onnx.load(str(tmp_path / "m.onnx")), tmp_path / "q.onnx",
                          np.zeros((0, *shape), np.float32))
+
+
+def test_bench_compares_int8_and_fp32_side_by_side(cli, exported):
+    """``bench`` takes the INT8 file like any ONNX and reports each file's precision."""
+    out, _ = exported
+    r = cli("bench", out / "model.onnx", "--against", out / "model_int8.onnx", "--runs", "3",
+            "--rounds", "1", "--warmup", "0", "--threads", "1", "--json")
+    assert r.code == 0, r
+    rows = json.loads(r.out)["results"]
+    assert [x["precision"] for x in rows] == ["fp32", "int8"]
+    assert rows[1]["ratio"] == pytest.approx(rows[1]["median_ms"] / rows[0]["median_ms"])
+    r = cli("bench", out, "--against", out / "model_int8.onnx", "--runs", "3", "--rounds", "1",
+            "--warmup", "0", "--threads", "1")
+    assert r.code == 0 and "int8" in r.out and "fp32" in r.out, r

@@ -22,6 +22,7 @@ def test_two_rank_search_matches_one_process(tmp_path):
                            "resolution": 32, "config": {"resolution": 32}})
     args = ["search", "--budget-mflops", "400", "--supernet", str(ckpt), "--population", "6",
             "--generations", "2", "--proxy-bank", "60", "--proxy-val", "30", "--device", "cpu",
+            "--data", "digits",
             "--seed", "5", "--json"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     one = subprocess.run([sys.executable, "-m", "edgessl", *args, "--out", str(tmp_path / "one")],

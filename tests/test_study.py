@@ -223,11 +223,17 @@ def _train_args(sets: list[Path]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def trained_study(tmp_path_factory, sets) -> Path:
-    """The reference: one process, start to end."""
+    """The reference: one process, start to end, on one thread like each torchrun rank (the
+    thread count changes float sums, and a 20-image kNN can flip on that)."""
     from test_train_fixtures import run_inprocess
 
     out = tmp_path_factory.mktemp("ts") / "one"
-    code, _, err = run_inprocess(*_train_args(sets), "--out", out)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code, _, err = run_inprocess(*_train_args(sets), "--out", out)
+    finally:
+        torch.set_num_threads(threads)
     assert code == 0, err
     return out
 

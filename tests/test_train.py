@@ -93,7 +93,7 @@ def test_bad_inputs_exit_2_and_lose_nothing(cli, tmp_path, trained_run):  # noqa
     _one_line(cli("train", *TINY, "--min-scale", "1.5", "--out", tmp_path / "Y"),
               "--min-scale 1.5")
     _one_line(cli("train", *TINY, "--local-crops", "2", "--out", tmp_path / "Y"),
-              "--local-crops 2", "simclr")
+              "--local-crops 2", "vicreg")
     _one_line(cli("train", *TINY, "--ssl", "byol", "--local-crops", "-1", "--out",
                   tmp_path / "Y"), "--local-crops -1")
     _one_line(cli("train", *TINY, "--ssl", "byol", "--local-crops", "2", "--min-scale", "0.05",

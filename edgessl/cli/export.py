@@ -156,8 +156,8 @@ def _print_int8(report: dict) -> None:
                       f"{c['centred_cosine']['mean']:.3f} / {c['centred_cosine']['min']:.3f}",
                       "[green]pass[/]" if c["passed"] else f"[red]FAIL[/] (> {chk['max_drop']:g})")
     console.print(table)
-    trt = report.get("tensorrt_int8") or {}
-    state = f"ready, see {trt['trtexec']}" if trt.get("ready") else trt.get("reason")
+    part = report.get("tensorrt_int8") or {}
+    state = f"ready, see {part['trtexec']}" if part.get("ready") else part.get("reason")
     console.print(f"TensorRT INT8: {state}")
 
 

@@ -49,6 +49,10 @@ def search(
         "--resolution", help="Deployment resolution the budget applies at.")] = 224,
     proxy_resolution: Annotated[int | None, typer.Option(
         "--proxy-resolution", help="Scoring resolution (default: the supernet's).")] = None,
+    held_out: Annotated[bool, typer.Option(
+        "--held-out/--no-held-out",
+        help="After the search, report the pick's kNN on the data's test (val) split: "
+             "reported only, never used to choose.")] = True,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     out: Annotated[str, typer.Option("--out", help="Output folder.")] = "results/search",
@@ -79,7 +83,8 @@ def search(
                                                    if o.strip()),
                        population=population, generations=generations, seed=seed,
                        resolution=resolution, proxy_resolution=proxy_resolution, device=device,
-                       bank=proxy_bank, val=proxy_val, val_data=val_data)
+                       bank=proxy_bank, val=proxy_val, val_data=val_data,
+                       held_out=held_out)
     if len(sets) > 1:
         _search_scenarios(cfg, sets, json)
         return

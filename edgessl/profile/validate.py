@@ -40,20 +40,29 @@ RECALIBRATE_METHOD = ("table's per-resolution terms (scale, per_block, offset) t
 
 def _lstsq(raw: np.ndarray, blocks: np.ndarray, measured: np.ndarray) -> dict:
     """measured = scale * raw + per_block * blocks + offset (per_block only with enough
-    subnets whose depths differ; scale and offset only with enough raw spread)."""
-    cols = [raw]
-    if len(raw) >= MIN_PER_BLOCK and np.ptp(blocks) > 0:
-        cols.append(blocks)
-    if len(raw) >= 2 and np.ptp(raw) > 0:
+    subnets whose depths differ; scale and offset only with enough raw spread). A fit that is
+    not physical (scale <= 0, per_block < 0, or an offset that would make a network half the
+    smallest one's size free or negative: noise on a few subnets) drops per_block, then
+    falls back to the ratio fit measured = scale * raw, so a prediction is never negative."""
+    n = len(raw)
+    fits = []
+    if n >= 2 and np.ptp(raw) > 0:
+        if n >= MIN_PER_BLOCK and np.ptp(blocks) > 0:
+            fits.append([raw, blocks])
+        fits.append([raw])
+    for cols in fits:
         a = np.column_stack([*cols, np.ones_like(raw)])
         coef, *_ = np.linalg.lstsq(a, measured, rcond=None)
         scale, offset = coef[0], coef[-1]
         per_block = coef[1] if len(cols) == 2 else 0.0
+        if scale > 0 and per_block >= 0 and offset > -0.5 * scale * raw.min():
+            break
     else:
-        scale, per_block = 1.0, 0.0
-        offset = float(np.mean(measured - raw)) if len(raw) else 0.0
+        scale = float(np.median(measured / raw)) if n and np.all(raw > 0) else 1.0
+        per_block = 0.0
+        offset = 0.0 if n and np.all(raw > 0) else (float(np.mean(measured - raw)) if n else 0.0)
     return {"scale": round(float(scale), 6), "per_block_ms": round(float(per_block), 6),
-            "offset_ms": round(float(offset), 6), "n": int(len(raw))}
+            "offset_ms": round(float(offset), 6), "n": int(n)}
 
 
 def scores(predicted: np.ndarray, measured: np.ndarray) -> dict:

@@ -76,6 +76,7 @@ class SearchConfig:
     bank: int = 500
     val: int = 300
     use_labels: bool = True
+    held_out: bool = True  # after the search, the pick's kNN on the test split (report only)
 
     def budget(self) -> Budget:
         return Budget(self.max_mflops, self.max_latency_ms, self.max_mparams)
@@ -213,7 +214,7 @@ class SearchSession:
                     k: self.table.meta.get(k)
                     for k in ("dtype", "backend", "threads", "batch", "device")},
                 "config": config}
-        if env.main and best is not None and scorer.kind == "knn":
+        if env.main and best is not None and scorer.kind == "knn" and cfg.held_out:
             info["held_out"] = self.held_out(best.arch)
         result = SearchResult(best, pareto, cands, info, interrupted)
         if env.main:
