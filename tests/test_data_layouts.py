@@ -96,7 +96,8 @@ def test_train_val_layout_through_the_cli(tmp_path, monkeypatch):
     assert summary["train_images"] == counts["train"] and summary["skipped_images"] == 1
 
     code, out, err = run_inprocess("search", "--supernet", tmp_path / "RUN" / "last.ckpt",
-                                   "--data", data, *SEARCH, "--no-held-out", "--out", tmp_path / "S")
+                                   "--data", data, *SEARCH, "--no-held-out",
+                                   "--out", tmp_path / "S")
     assert code == 0, err
     assert recorder.seen == []
     assert "- proxy: knn" in (tmp_path / "S" / "report.md").read_text()
