@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgessl.cli.app import app, console, err_console, print_json
+from edgessl.cli.app import app, console, print_json
 from edgessl.cli.common import JsonOpt, ResolutionOpt
+from edgessl.cli.progress import ProgressBar
 from edgessl.errors import BadInput
-
-
-@contextmanager
-def _progress(total: int | None, label: str):
-    """A transient progress bar on stderr (stdout stays clean for --json); off when stderr is
-    not a terminal, so errors stay one line."""
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                  TimeElapsedColumn(), console=err_console, transient=True,
-                  disable=not err_console.is_terminal) as progress:
-        task = progress.add_task(label, total=total)
-        yield progress, task
 
 
 @app.command("export")
@@ -92,9 +80,11 @@ def export_cmd(
                          eval_images)
     steps = 6 + (3 if fp16 else 0) + (1 if tensorrt else 0) + (
         0 if opts is None else 4 + (3 if tensorrt else 0))
-    with _progress(steps, "exporting") as (progress, task):
+    done = [0]
+    with ProgressBar("export", quiet=json) as bar:
         def step(label: str) -> None:
-            progress.update(task, description=label, advance=1)
+            done[0] += 1
+            bar.update(done[0], steps, label)
 
         report = export(source, out, tensorrt=tensorrt, fp16=fp16, dynamic_batch=dynamic_batch,
                         opset=opset, resolution=resolution, opt_batch=opt_batch,
@@ -204,12 +194,15 @@ def bench_cmd(
     models = [model, *(m.strip() for m in against.split(",") if m.strip())]
     if len(set(models)) != len(models):
         raise BadInput(f"a model appears twice in {', '.join(models)}")
-    with _progress(min(rounds, runs), "preparing") as (progress, task):
+    total, done = min(rounds, runs), [0]
+    with ProgressBar("bench", quiet=json) as bar:
+        def timed(_round: int) -> None:
+            done[0] += 1
+            bar.update(done[0], total, "timing")
+
         report = bench(models, backend, batch, threads, runs, warmup, resolution,
-                       on_round=lambda _r: progress.update(task, description="timing",
-                                                           advance=1),
-                       on_prepare=lambda m: progress.update(task,
-                                                            description=f"preparing {m}"),
+                       on_round=timed, on_prepare=lambda m: bar.update(0, total,
+                                                                       f"preparing {m}"),
                        rounds=rounds, clock=clock)
     if json:
         print_json(report)

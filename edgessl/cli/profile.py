@@ -3,15 +3,16 @@ table against fresh subnets (``--check``), or re-fit it from a few (``--recalibr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from edgessl.cli.app import app, console, err_console, print_json
+from edgessl.cli.app import app, console, print_json
 from edgessl.cli.common import JsonOpt, SpaceOpt
+from edgessl.cli.progress import ProgressBar
 from edgessl.cost.latency import BACKENDS
 from edgessl.errors import BadInput
 
@@ -22,23 +23,11 @@ MEASURE_DEFAULTS = {"backend": "onnxruntime-cpu", "threads": 1, "batch": 1, "dty
 MEASURE_ONLY = ("space", "width_mult", "kernel", "expand", "runs", "calibrate")
 
 
-def _progress_bar(quiet: bool):
-    """A rich progress bar (with ETA) on stderr and a callback ``(stage, done, total)`` driving
-    it. The bar starts at the first update, so a refusal before any work stays one line."""
-    bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                   TextColumn("ETA"), TimeRemainingColumn(), console=err_console,
-                   disable=quiet, transient=False)
-    tasks: dict[str, int] = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        if not tasks:
-            bar.start()
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(stage, total=total)
-        bar.update(tasks[stage], completed=done, total=total)
-
-    return bar, update
+def _progress_bar(quiet: bool) -> tuple[ProgressBar, Callable[[str, int, int], None]]:
+    """The command's bar and the ``(stage, done, total)`` callback the library calls: one task
+    per stage (blocks, calibration subnets, validation subnets)."""
+    bar = ProgressBar("profile", quiet=quiet)
+    return bar, lambda stage, done, total: bar.update(done, total, task=stage)
 
 
 def _summary(table, out: Path | None, plot_path: Path | None, json: bool) -> None:
@@ -104,8 +93,7 @@ def _check_or_recalibrate(mode: str, table: Path, opts: dict[str, Any], out: Pat
             _, report = recalibrate(table, out, settings, plot or out.with_suffix(".png"),
                                     update)
     finally:
-        if bar.live.is_started:
-            bar.stop()
+        bar.close()
     if json:
         print_json(report)
         return
@@ -273,8 +261,7 @@ def _measure_bundle_or_import(mode: str, opts: dict[str, Any], resolution: list[
         try:
             manifest = write_bundle(settings, bundle, progress=update)
         finally:
-            if bar.live.is_started:
-                bar.stop()
+            bar.close()
         info = {"bundle": str(bundle), "entries": len(manifest["entries"]),
                 "networks": len(manifest["networks"])}
         if json:
@@ -296,7 +283,6 @@ def _measure_bundle_or_import(mode: str, opts: dict[str, Any], resolution: list[
     try:
         table = run_profile(settings, out, progress=update)
     finally:
-        if bar.live.is_started:
-            bar.stop()
+        bar.close()
     png = write_plot(table, plot or out.with_suffix(".png"))
     _summary(table, out, png, json)

@@ -48,6 +48,11 @@ class ProgressBar:
     def __enter__(self) -> ProgressBar:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def close(self) -> None:
+        """Stop the display (a no-op when it never started)."""
         if self._bar is not None:
             self._bar.stop()
+            self._bar = None
+
+    def __exit__(self, *exc) -> None:
+        self.close()

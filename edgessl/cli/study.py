@@ -6,11 +6,11 @@ import json as jsonlib
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from edgessl.cli.app import app, console, err_console, print_json
+from edgessl.cli.app import app, console, print_json
 from edgessl.cli.common import DeviceOpt, JsonOpt, ResolutionOpt
+from edgessl.cli.progress import ProgressBar
 from edgessl.errors import BadInput
 
 
@@ -134,17 +134,13 @@ def study(
                       train_options={k: v for k, v in options.items() if v is not None},
                       device=device)
     session = StudySession(cfg)
-    columns = [TextColumn("[bold]study"), BarColumn(), TextColumn("{task.completed}/"
-               "{task.total} variants"), TextColumn("{task.fields[status]}"),
-               TimeElapsedColumn(), TimeRemainingColumn()]
     quiet = json or not session.env.main  # under torchrun rank 0 shows its own share
-    with Progress(*columns, console=err_console, transient=json, disable=quiet) as bar:
-        task = bar.add_task("study", total=len(session.variants[session.env.rank::
-                                                                session.env.world]),
-                            status="")
+    total = len(session.variants[session.env.rank::session.env.world])
+    with ProgressBar("study", quiet=quiet) as bar:
+        bar.update(0, total, "")
 
         def update(p: dict) -> None:
-            bar.update(task, completed=p["done"], status=f"{p['variant'][:40]}: {p['stage']}")
+            bar.update(p["done"], total, f"{p['variant'][:40]}: {p['stage']}")
 
         result = session.run(update)
     if result is not None:

@@ -109,10 +109,9 @@ def open_dataset(source: str, split: str = "train", val_data: str | None = None)
                    "folder have no common 'all' split")
 
 
-def eval_split(source: str, bank_size: int | None = None, test_size: int | None = None,
-               val_data: str | None = None) -> tuple[ImageSet, ImageSet]:
-    """Fixed labelled (bank, test) sets for kNN / linear evaluation: the first ``bank_size``
-    images of the train split and the first ``test_size`` of the test split."""
+def labelled_splits(source: str, val_data: str | None = None) -> tuple[ImageSet, ImageSet]:
+    """The whole (train, test) splits of ``source``, refused in one line unless both are
+    labelled (what evaluation needs)."""
     train = open_dataset(source, "train", val_data)
     if not train.labelled:
         raise BadInput(f"data {source!r} has no labels (use an ImageFolder layout: one "
@@ -121,4 +120,12 @@ def eval_split(source: str, bank_size: int | None = None, test_size: int | None 
     if not test.labelled:
         raise BadInput(f"the validation images of {val_data or source!r} have no labels (put "
                        "them in class sub-folders named as in the training folder)")
+    return train, test
+
+
+def eval_split(source: str, bank_size: int | None = None, test_size: int | None = None,
+               val_data: str | None = None) -> tuple[ImageSet, ImageSet]:
+    """Fixed labelled (bank, test) sets for kNN / linear evaluation: the first ``bank_size``
+    images of the train split and the first ``test_size`` of the test split."""
+    train, test = labelled_splits(source, val_data)
     return train.head(bank_size), test.head(test_size)

@@ -48,8 +48,9 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 
+from edgessl.deploy.tensorrt import graph_constants
 from edgessl.errors import BadInput, RuntimeFailure
 from edgessl.utils import atomic_write
 
@@ -152,19 +153,11 @@ def random_calibration(shape: tuple[int, ...], n: int = 4, seed: int = 0) -> np.
 
 
 # ---- the graph -----------------------------------------------------------------------------
-def _constant_values(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    out = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    for n in model.graph.node:
-        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
-            out[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
-    return out
-
-
 def pool_rewrite(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     """A copy of ``model`` whose ReduceMean nodes over axes (2, 3) of a 4-D tensor with
     keepdims=1 are GlobalAveragePool nodes (same name, input and output); and how many."""
     model = onnx.ModelProto.FromString(model.SerializeToString())
-    consts = _constant_values(model)
+    consts = graph_constants(model)
     count = 0
     for i, n in enumerate(list(model.graph.node)):
         if n.op_type != "ReduceMean":

@@ -155,7 +155,7 @@ def verify_for_tensorrt(onnx_path: str | Path, profile: Profile | None = None) -
     lo, hi = TRT_OPSET_RANGE
     if not lo <= opsets.get("ai.onnx", 0) <= hi:
         problems.append(f"opset {opsets.get('ai.onnx')} outside TensorRT's range {lo}..{hi}")
-    constants = _constants(model)
+    constants = graph_constants(model)
     ops = sorted({(n.domain or "ai.onnx", n.op_type) for n in model.graph.node})
     bad_ops = [f"{d}::{op}" if d != "ai.onnx" else op for d, op in ops
                if d != "ai.onnx" or op not in TRT_ONNX_OPS]
@@ -178,7 +178,7 @@ def verify_for_tensorrt(onnx_path: str | Path, profile: Profile | None = None) -
             "profile": profile.to_dict() if profile else None}
 
 
-def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+def graph_constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     """Initializers and Constant-node outputs by name, as arrays."""
     out = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     for n in model.graph.node:

@@ -18,8 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgessl.data import eval_loader, open_dataset
+from edgessl.data import eval_loader
 from edgessl.data.images import ImageSet
+from edgessl.data.sources import labelled_splits
 from edgessl.errors import BadInput
 from edgessl.evaluate.metrics import (
     PROBES,
@@ -95,14 +96,7 @@ def evaluate_backbone(model: nn.Module, data: str, resolution: int, protocol: st
     check_eval_options(resolution, bank_size, test_size, k, protocol, probe, workers)
     device = torch.device(device)
     workers = default_workers(device) if workers is None else workers
-    train = open_dataset(data, "train", val_data)
-    if not train.labelled:
-        raise BadInput(f"data {data!r} has no labels (use an ImageFolder layout: one "
-                       "sub-folder per class) so it cannot be evaluated")
-    test = open_dataset(data, "test", val_data)
-    if not test.labelled:
-        raise BadInput(f"the validation images of {val_data or data!r} have no labels (put "
-                       "them in class sub-folders named as in the training folder)")
+    train, test = labelled_splits(data, val_data)
     bank, held = train.head(bank_size), test.head(test_size)
     stage = on_stage or (lambda *_: None)
     model = model.to(device)

@@ -179,6 +179,7 @@ def _run(cfg: TrainConfig, payload: dict | None, device: torch.device, env: Dist
         atomic_write_text(out / "config.json", json.dumps(
             {**cfg.to_dict(), "resolution_used": resolution, "lr_used": lr,
              "total_steps": total, "min_scale_used": min_scale,
+             "flip_used": images.mirror_safe if cfg.flip is None else cfg.flip,
              "world_size": env.world, "train_images": len(images),
              "skipped_images": images.skipped}, indent=2) + "\n")
         metrics = MetricsCSV(out / "metrics.csv",
