@@ -41,6 +41,28 @@ def raw_pixel_knn(data: str, bank: int, test: int) -> float:
     return knn_accuracy(flat(b), torch.as_tensor(b.labels), flat(t), torch.as_tensor(t.labels))
 
 
+def render(result: dict, args) -> list[str]:
+    """The BENCHMARKS.md section for ``result``."""
+    rows, raw = result["rows"], result["raw_pixels_fashion_mnist"]
+    shown = args.supernet.relative_to(ROOT) if args.supernet.is_relative_to(ROOT) \
+        else args.supernet
+    lines = ["## Shipped supernet: trained vs random init vs raw pixels", "",
+             "`python benchmarks/supernet_quality.py --write` on "
+             f"{result['date']}; {result['machine']}. Checkpoint `{shown}`; "
+             "kNN (k=20, BN re-estimated on the bank) at the checkpoint's resolution, trained "
+             "and at random init (`--init random`, seed "
+             f"{args.seed}); raw pixels on the same Fashion-MNIST bank/test: "
+             f"**{100 * raw:.2f}%**.", "",
+             "| data | subnet | bank / test | trained | random init | gain (points) |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        name = Path(r["data"]).name
+        lines.append(f"| {name} | {r['arch']} | {r['bank']} / {r['test']} | "
+                     f"{100 * r['trained']:.2f}% | {100 * r['random']:.2f}% | "
+                     f"{r['gain_points']:+.2f} |")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--supernet", type=Path, default=Path(default_supernet()))
@@ -50,7 +72,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "supernet-quality")
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--render", action="store_true",
+                    help="only (re)write the section from the saved results JSON")
     args = ap.parse_args()
+    if args.render:
+        publish("supernet_quality", render(json.loads(RESULTS.read_text()), args), args.write)
+        return
     args.work.mkdir(parents=True, exist_ok=True)
     log = args.work / "commands.log"
     rows = []
@@ -76,22 +103,7 @@ def main() -> None:
     result = {"date": today(), "machine": machine(), "supernet": str(args.supernet),
               "raw_pixels_fashion_mnist": raw, "rows": rows}
     atomic_write_text(RESULTS, json.dumps(result, indent=1) + "\n")
-    shown = args.supernet.relative_to(ROOT) if args.supernet.is_relative_to(ROOT) \
-        else args.supernet
-    lines = [f"`python benchmarks/supernet_quality.py {' '.join(sys.argv[1:])}` on {today()}; "
-             f"{machine()}. Checkpoint `{shown}`; "
-             "kNN (k=20, BN re-estimated on the bank) at the checkpoint's resolution, trained "
-             "and at random init (`--init random`, seed "
-             f"{args.seed}); raw pixels on the same Fashion-MNIST bank/test: "
-             f"**{100 * raw:.2f}%**.", "",
-             "| data | subnet | bank / test | trained | random init | gain (points) |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        name = Path(r["data"]).name
-        lines.append(f"| {name} | {r['arch']} | {r['bank']} / {r['test']} | "
-                     f"{100 * r['trained']:.2f}% | {100 * r['random']:.2f}% | "
-                     f"{r['gain_points']:+.2f} |")
-    publish("supernet_quality", lines, args.write)
+    publish("supernet_quality", render(result, args), args.write)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ def test_ranking_smoke_writes_the_fidelity_keys_and_resumes(supernet, tmp_path):
     assert json.loads((work / "ranking.json").read_text())["subnets"] == rows
 
 
+@pytest.mark.slow  # ~100 s of CLI start-ups (16 commands): kept out of the 20-minute CI run
 def test_headline_smoke_writes_every_network_with_costs_and_latency(supernet, tmp_path):
     work = tmp_path / "headline"
     r = _run("headline.py", "--preset", "smoke", "--supernet", supernet, "--work", work)

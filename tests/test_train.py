@@ -101,7 +101,7 @@ def test_bad_inputs_exit_2_and_lose_nothing(cli, tmp_path, trained_run):  # noqa
     _one_line(cli("train", *TINY, "--ssl", "byol", "--target-momentum", "1", "--out",
                   tmp_path / "Y"), "--target-momentum 1")
     _one_line(cli("train", *TINY, "--target-momentum", "0.9", "--out", tmp_path / "Y"),
-              "--target-momentum 0.9", "simclr")
+              "--target-momentum 0.9", "vicreg")
     _one_line(cli("train", *TINY, "--precision", "fp16", "--out", tmp_path / "Y"),
               "--precision 'fp16'", "bf16")
     assert not (tmp_path / "Y").exists()

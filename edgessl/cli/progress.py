@@ -48,11 +48,15 @@ class ProgressBar:
     def __enter__(self) -> ProgressBar:
         return self
 
-    def close(self) -> None:
-        """Stop the display (a no-op when it never started)."""
+    def close(self, failed: bool = False) -> None:
+        """Stop the display (a no-op when it never started). ``failed``: erase it, so that a
+        command that fails midway prints its one error line and nothing else."""
         if self._bar is not None:
+            if failed:
+                self._bar.disable = True  # erased: no final frame on a log either
+                self._bar.live.transient = True
             self._bar.stop()
             self._bar = None
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(failed=exc_type is not None and not issubclass(exc_type, KeyboardInterrupt))
