@@ -24,6 +24,7 @@ import argparse
 import collections
 import json
 import os
+import sys
 import tempfile
 import warnings
 from dataclasses import asdict
@@ -186,7 +187,8 @@ def main() -> None:
             "drop_points": f["drop_points"], "feature_cosine": f["feature_cosine"],
             "centred_cosine": f["centred_cosine"], "profile_ms": prof})
     first = reports[next(iter(sources))]
-    result = {"date": today(), "machine": machine(), "cpu_flags": _cpu_flags(),
+    result = {"command": "python benchmarks/int8.py " + " ".join(sys.argv[1:]),
+              "date": today(), "machine": machine(), "cpu_flags": _cpu_flags(),
               "settings": {k: v for k, v in vars(args).items() if k != "write"},
               "bank_images": first["int8"]["check"]["bank_images"],
               "test_images": first["int8"]["check"]["test_images"],
@@ -214,11 +216,12 @@ def _cpu_flags() -> list[str]:
 
 def _markdown(result: dict, args) -> str:
     s = result["settings"]
+    command = result.get("command") or f"python benchmarks/int8.py --search-result " \
+        f"{s['search_result']}"
     lines = [
         "## INT8 vs fp32 on onnxruntime CPU (export --int8)",
         "",
-        f"Command: `flock /tmp/edgessl-heavy.lock python benchmarks/int8.py --search-result "
-        f"{s['search_result']} --write`; date {result['date']}; machine: {result['machine']}; "
+        f"Command: `{command}`; date {result['date']}; machine: {result['machine']}; "
         f"onnxruntime {result['onnxruntime']}; INT8-relevant CPU flags: "
         f"{', '.join(result['cpu_flags']) or 'none'} (no AMX).",
         "",
