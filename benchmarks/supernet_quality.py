@@ -18,27 +18,17 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _machine import machine, publish, today  # noqa: E402
 from _runs import command_line, evaluate  # noqa: E402
+from ssl_quality import raw_pixel_knn  # noqa: E402
 
-from edgessl.data import eval_split  # noqa: E402
-from edgessl.evaluate import knn_accuracy  # noqa: E402
 from edgessl.search.run import default_supernet  # noqa: E402
 from edgessl.utils import atomic_write_text  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "supernet_quality.json"
-
-
-def raw_pixel_knn(data: str, bank: int, test: int) -> float:
-    """kNN (the same k, votes and split as ``edgessl eval``) on raw pixels in [0, 1]."""
-    b, t = eval_split(data, bank, test)
-    flat = lambda s: s.images.flatten(1).float() / 255  # noqa: E731
-    return knn_accuracy(flat(b), torch.as_tensor(b.labels), flat(t), torch.as_tensor(t.labels))
 
 
 def render(result: dict, args) -> list[str]:
@@ -99,7 +89,7 @@ def main() -> None:
             row["gain_points"] = round(100 * (row["trained"] - row["random"]), 2)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    raw = raw_pixel_knn("fashion-mnist", args.bank, args.test)
+    raw = raw_pixel_knn(args.bank, args.test)
     result = {"date": today(), "machine": machine(), "supernet": str(args.supernet),
               "raw_pixels_fashion_mnist": raw, "rows": rows}
     atomic_write_text(RESULTS, json.dumps(result, indent=1) + "\n")

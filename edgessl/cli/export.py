@@ -80,11 +80,9 @@ def export_cmd(
                          eval_images)
     steps = 6 + (3 if fp16 else 0) + (1 if tensorrt else 0) + (
         0 if opts is None else 4 + (3 if tensorrt else 0))
-    done = [0]
     with ProgressBar("export", quiet=json) as bar:
         def step(label: str) -> None:
-            done[0] += 1
-            bar.update(done[0], steps, label)
+            bar.step(steps, label)
 
         report = export(source, out, tensorrt=tensorrt, fp16=fp16, dynamic_batch=dynamic_batch,
                         opset=opset, resolution=resolution, opt_batch=opt_batch,
@@ -194,15 +192,11 @@ def bench_cmd(
     models = [model, *(m.strip() for m in against.split(",") if m.strip())]
     if len(set(models)) != len(models):
         raise BadInput(f"a model appears twice in {', '.join(models)}")
-    total, done = min(rounds, runs), [0]
+    total = min(rounds, runs)
     with ProgressBar("bench", quiet=json) as bar:
-        def timed(_round: int) -> None:
-            done[0] += 1
-            bar.update(done[0], total, "timing")
-
         report = bench(models, backend, batch, threads, runs, warmup, resolution,
-                       on_round=timed, on_prepare=lambda m: bar.update(0, total,
-                                                                       f"preparing {m}"),
+                       on_round=lambda _r: bar.step(total, "timing"),
+                       on_prepare=lambda m: bar.update(0, total, f"preparing {m}"),
                        rounds=rounds, clock=clock)
     if json:
         print_json(report)

@@ -29,6 +29,7 @@ class ProgressBar:
         self.name, self.quiet = name, quiet
         self._bar: Progress | None = None
         self._tasks: dict[str, int] = {}
+        self._done: dict[str, int] = {}
 
     def update(self, completed: float | None = None, total: float | None = None,
                status: str = "", task: str | None = None) -> None:
@@ -47,6 +48,11 @@ class ProgressBar:
 
     def __enter__(self) -> ProgressBar:
         return self
+
+    def step(self, total: float, status: str = "", task: str | None = None) -> None:
+        """One more unit of ``total`` done (commands whose library reports steps, not counts)."""
+        self._done[task or self.name] = self._done.get(task or self.name, 0) + 1
+        self.update(self._done[task or self.name], total, status, task)
 
     def close(self, failed: bool = False) -> None:
         """Stop the display (a no-op when it never started). ``failed``: erase it, so that a

@@ -146,9 +146,9 @@ def _run(cfg: TrainConfig, payload: dict | None, device: torch.device, env: Dist
                                     cfg.weight_decay, model.objective.base_lr)
     workers = cfg.workers if cfg.workers is not None else (min(8, os.cpu_count() or 1)
                                                            if cuda else 0)
+    flip = images.mirror_safe if cfg.flip is None else cfg.flip  # resolved once, recorded
     loader = ssl_loader(images, resolution, cfg.batch_size, cfg.seed, workers, env.rank,
-                        env.world, min_scale, cfg.local_crops, cfg.local_resolution,
-                        cfg.flip)
+                        env.world, min_scale, cfg.local_crops, cfg.local_resolution, flip)
     per_epoch = loader.sampler.per_epoch
     if per_epoch == 0:
         raise BadInput(f"--batch-size {cfg.batch_size} x {env.world} process(es) is more than "
@@ -179,7 +179,7 @@ def _run(cfg: TrainConfig, payload: dict | None, device: torch.device, env: Dist
         atomic_write_text(out / "config.json", json.dumps(
             {**cfg.to_dict(), "resolution_used": resolution, "lr_used": lr,
              "total_steps": total, "min_scale_used": min_scale,
-             "flip_used": images.mirror_safe if cfg.flip is None else cfg.flip,
+             "flip_used": flip,
              "world_size": env.world, "train_images": len(images),
              "skipped_images": images.skipped}, indent=2) + "\n")
         metrics = MetricsCSV(out / "metrics.csv",
