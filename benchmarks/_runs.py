@@ -3,17 +3,23 @@ log them, and resume an interrupted benchmark without redoing finished work.
 
 Every command goes through the CLI (``python -m edgessl ...``) in a subprocess, so what a
 benchmark measures is exactly what a user's command line gets; the command line is recorded
-next to its result. A finished training run is recognised by its checkpoint (its step equals
+next to its result. ``EDGESSL_BENCH_INPROCESS=1`` runs the same commands through the same
+entry point (``edgessl.cli.main``) inside this process instead: the smoke presets use it in
+the test suite, where a dozen interpreter and torch start-ups would cost more than the work.
+A finished training run is recognised by its checkpoint (its step equals
 its scheduled total); an unfinished one is continued with ``--resume``.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import shlex
 import subprocess
 import sys
 import time
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +34,31 @@ def command_line(args: list[Any]) -> str:
 def edgessl(args: list[Any], log: Path, env: dict[str, str] | None = None) -> str:
     """Run ``edgessl ARGS``; stdout back; the command, its time and stderr tail logged.
     A failure stops the benchmark with the command's own error line."""
-    cmd = [sys.executable, "-m", "edgessl", *map(str, args)]
     t0 = time.time()
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if env is None and os.environ.get("EDGESSL_BENCH_INPROCESS") == "1":
+        rc, stdout, stderr = _in_process([str(a) for a in args])
+    else:
+        cmd = [sys.executable, "-m", "edgessl", *map(str, args)]
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        rc, stdout, stderr = p.returncode, p.stdout, p.stderr
     with log.open("a") as f:
-        f.write(f"$ {command_line(args)}  ({time.time() - t0:.0f} s, rc {p.returncode})\n"
-                f"{p.stderr[-2000:]}\n")
-    if p.returncode != 0:
-        tail = p.stderr.strip().splitlines()[-1:] or ["(no message)"]
-        raise SystemExit(f"{command_line(args)} failed (rc {p.returncode}): {tail[0]}")
-    return p.stdout
+        f.write(f"$ {command_line(args)}  ({time.time() - t0:.0f} s, rc {rc})\n"
+                f"{stderr[-2000:]}\n")
+    if rc != 0:
+        tail = stderr.strip().splitlines()[-1:] or ["(no message)"]
+        raise SystemExit(f"{command_line(args)} failed (rc {rc}): {tail[0]}")
+    return stdout
+
+
+def _in_process(argv: list[str]) -> tuple[int, str, str]:
+    """``edgessl ARGV`` through the console entry point in this process: exit code, stdout,
+    stderr (what the subprocess would have printed)."""
+    from edgessl.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        rc = main(argv)
+    return rc, out.getvalue(), err.getvalue()
 
 
 def last_json(text: str) -> dict:

@@ -32,8 +32,10 @@ def supernet(tmp_path_factory) -> Path:
     return path
 
 
-def _run(script: str, *args) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
+def _run(script: str, *args, in_process: bool = False) -> subprocess.CompletedProcess:
+    """``python benchmarks/SCRIPT ARGS``; ``in_process``: its edgessl commands run inside the
+    script's process (same entry point, no interpreter start-up per command)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "EDGESSL_BENCH_INPROCESS": str(int(in_process)),
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *map(str, args)],
                           env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
@@ -61,10 +63,10 @@ def test_ranking_smoke_writes_the_fidelity_keys_and_resumes(supernet, tmp_path):
     assert json.loads((work / "ranking.json").read_text())["subnets"] == rows
 
 
-@pytest.mark.slow  # ~100 s of CLI start-ups (16 commands): kept out of the 20-minute CI run
 def test_headline_smoke_writes_every_network_with_costs_and_latency(supernet, tmp_path):
     work = tmp_path / "headline"
-    r = _run("headline.py", "--preset", "smoke", "--supernet", supernet, "--work", work)
+    r = _run("headline.py", "--preset", "smoke", "--supernet", supernet, "--work", work,
+             in_process=True)
     assert r.returncode == 0, r.stderr[-2000:]
     result = json.loads((work / "headline.json").read_text())
     text = json.dumps(result)
