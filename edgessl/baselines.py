@@ -24,11 +24,17 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torchvision
 from torch import nn
-from torchvision.models import resnet
 
 from edgessl.errors import BadInput
+
+
+def _torchvision_models():
+    """``torchvision.models``, imported on first use: importing torchvision costs seconds,
+    and most commands (``--help``, costs of a space's networks) never build one."""
+    import torchvision.models
+
+    return torchvision.models
 
 
 def _with_head(model: nn.Module, feature_dim: int, num_classes: int) -> nn.Module:
@@ -47,13 +53,13 @@ def _with_head(model: nn.Module, feature_dim: int, num_classes: int) -> nn.Modul
 class Baseline:
     """A named torchvision network and its published MFLOPs at 224 (torchvision's docs)."""
 
-    name: str
-    factory: Callable[..., nn.Module]
+    name: str  # also the name of its constructor in torchvision.models
     published_mflops: float
     feature_dim: int
 
     def build(self, num_classes: int = 0) -> nn.Module:
-        return _with_head(self.factory(weights=None), self.feature_dim, num_classes)
+        factory: Callable[..., nn.Module] = getattr(_torchvision_models(), self.name)
+        return _with_head(factory(weights=None), self.feature_dim, num_classes)
 
     def analytic_cost(self, resolution: int) -> tuple[int, int] | None:
         """None: a registered network is counted on the built network (cost.flops)."""
@@ -61,11 +67,11 @@ class Baseline:
 
 
 BASELINES: dict[str, Baseline] = {b.name: b for b in (
-    Baseline("resnet18", torchvision.models.resnet18, 1814.0, 512),
-    Baseline("resnet50", torchvision.models.resnet50, 4089.0, 2048),
-    Baseline("mobilenet_v2", torchvision.models.mobilenet_v2, 300.8, 1280),
-    Baseline("mobilenet_v3_large", torchvision.models.mobilenet_v3_large, 216.6, 1280),
-    Baseline("mobilenet_v3_small", torchvision.models.mobilenet_v3_small, 56.5, 1024),
+    Baseline("resnet18", 1814.0, 512),
+    Baseline("resnet50", 4089.0, 2048),
+    Baseline("mobilenet_v2", 300.8, 1280),
+    Baseline("mobilenet_v3_large", 216.6, 1280),
+    Baseline("mobilenet_v3_small", 56.5, 1024),
 )}
 
 
@@ -93,7 +99,8 @@ class _Counter:
 
 
 RESNET_WIDTHS = (64, 128, 256, 512)
-RESNET_BLOCKS = {"basic": resnet.BasicBlock, "bottleneck": resnet.Bottleneck}
+RESNET_BLOCKS = {"basic": "BasicBlock", "bottleneck": "Bottleneck"}  # torchvision's classes
+RESNET_EXPANSION = {"basic": 1, "bottleneck": 4}  # their ``expansion`` (a test holds it)
 MAX_BLOCKS = 64  # per stage / row: a bound on what a name may ask for
 
 
@@ -124,7 +131,7 @@ class ResNetMember:
 
     @property
     def expansion(self) -> int:
-        return RESNET_BLOCKS[self.block].expansion
+        return RESNET_EXPANSION[self.block]
 
     @property
     def feature_dim(self) -> int:
@@ -133,8 +140,10 @@ class ResNetMember:
     published_mflops = None
 
     def build(self, num_classes: int = 0) -> nn.Module:
-        model = torchvision.models.ResNet(RESNET_BLOCKS[self.block], list(self.depths),
-                                          groups=self.groups, width_per_group=self.width)
+        tv = _torchvision_models()
+        block = getattr(tv.resnet, RESNET_BLOCKS[self.block])
+        model = tv.ResNet(block, list(self.depths), groups=self.groups,
+                          width_per_group=self.width)
         return _with_head(model, self.feature_dim, num_classes)
 
     def analytic_cost(self, resolution: int) -> tuple[int, int]:
@@ -203,8 +212,8 @@ class MobileNetV2Member:
         return [[t, c, n, s] for (t, c, s), n in zip(MBV2_ROWS, self.counts, strict=True)]
 
     def build(self, num_classes: int = 0) -> nn.Module:
-        model = torchvision.models.MobileNetV2(width_mult=self.width_mult,
-                                               inverted_residual_setting=self.setting())
+        model = _torchvision_models().MobileNetV2(width_mult=self.width_mult,
+                                                  inverted_residual_setting=self.setting())
         return _with_head(model, self.feature_dim, num_classes)
 
     def analytic_cost(self, resolution: int) -> tuple[int, int]:

@@ -15,6 +15,8 @@ from torchvision.models import mobilenetv2, resnet
 
 from edgessl.baselines import (
     FAMILIES,
+    RESNET_BLOCKS,
+    RESNET_EXPANSION,
     TORCHVISION_MEMBERS,
     MobileNetV2Member,
     ResNetMember,
@@ -168,3 +170,11 @@ def test_members_work_where_baselines_do(cli, tmp_path):
     assert back.ref == name and back.name == name
     bad = cli("cost", "resnet-basic-d2.2.2")
     assert bad.code == 2 and len(bad.err.strip().splitlines()) == 1
+
+
+def test_resnet_blocks_name_torchvision_classes_with_their_expansion():
+    """baselines.py names torchvision's blocks without importing torchvision (a start-up
+    cost); the names and expansions must be torchvision's own."""
+    assert set(RESNET_BLOCKS) == set(RESNET_EXPANSION)
+    for kind, cls in RESNET_BLOCKS.items():
+        assert getattr(resnet, cls).expansion == RESNET_EXPANSION[kind], kind

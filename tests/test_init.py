@@ -9,7 +9,7 @@ from torch import nn
 from edgessl.baselines import build_baseline
 from edgessl.models import build_network
 from edgessl.ops import layers
-from edgessl.ops.init import RESIDUAL_BN, zero_init_residuals
+from edgessl.ops.init import residual_bn, zero_init_residuals
 from edgessl.spaces import get_space
 from edgessl.supernet import Supernet
 from edgessl.train.model import build_backbone
@@ -42,7 +42,7 @@ def test_residual_blocks_start_as_identity(space):
                                    "baseline:mobilenet_v2"])
 def test_training_backbones_are_zero_initialised(space):
     backbone, _ = build_backbone(space, None)
-    zeroed = [RESIDUAL_BN[type(m)](m) for m in backbone.modules() if type(m) in RESIDUAL_BN]
+    zeroed = [residual_bn()[type(m)](m) for m in backbone.modules() if type(m) in residual_bn()]
     zeroed = [bn for bn in zeroed if bn is not None]
     assert zeroed and all(isinstance(bn, nn.BatchNorm2d) for bn in zeroed)
     assert all(bool((bn.weight == 0).all()) for bn in zeroed)

@@ -10,7 +10,6 @@ from rich.table import Table
 
 from edgessl.cli.app import app, console, print_json
 from edgessl.cli.common import JsonOpt, ResolutionOpt
-from edgessl.cost.report import cost_report, resolve_model
 from edgessl.errors import BadInput
 
 
@@ -35,6 +34,8 @@ def cost(
     edgessl space sample --n 100 | edgessl cost - --json
     ```
     """
+    from edgessl.cost.report import cost_report, resolve_model  # torch: not for --help
+
     if model == "-":
         sources = [(f"stdin line {i}", line) for i, line in enumerate(sys.stdin, 1)
                    if line.strip()]

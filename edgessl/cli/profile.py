@@ -13,8 +13,8 @@ from rich.table import Table
 from edgessl.cli.app import app, console, print_json
 from edgessl.cli.common import JsonOpt, SpaceOpt
 from edgessl.cli.progress import ProgressBar
-from edgessl.cost.latency import BACKENDS
 from edgessl.errors import BadInput
+from edgessl.runtime.backends import BACKENDS
 
 MEASURE_DEFAULTS = {"backend": "onnxruntime-cpu", "threads": 1, "batch": 1, "dtype": "fp32",
                     "clock": "auto", "runs": 100, "rounds": 5, "warmup": 10, "validate": 0,

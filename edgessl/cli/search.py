@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from edgessl.cli.app import app, console, print_json
 from edgessl.cli.common import DeviceOpt, JsonOpt, SeedOpt
 from edgessl.cli.progress import ProgressBar
-from edgessl.search import SearchConfig
-from edgessl.search.run import SearchSession
+
+if TYPE_CHECKING:  # the search stack (torch, scipy) is imported when a search runs, not for --help
+    from edgessl.search import SearchConfig
 
 
 @app.command("search")
@@ -76,6 +77,9 @@ def search(
     into --out (with several --data: one such folder per set, plus cross.csv, cross.json,
     cross.png and report.md).
     """
+    from edgessl.search import SearchConfig
+    from edgessl.search.run import SearchSession
+
     sets = data or [None]
     cfg = SearchConfig(out=out, max_mflops=budget_mflops, max_latency_ms=latency_ms,
                        max_mparams=max_params, latency_table=latency_table, supernet=supernet,

@@ -3,11 +3,22 @@ network with the same recipe; checkpoints, resume, DDP.
 
 >>> from edgessl.train import train
 >>> summary = train({"data": "digits", "out": "RUN", "epochs": 1, "resolution": 32})
+
+The names below are imported on first use (PEP 562), so that ``edgessl.train.optim`` (the
+CLI's ``--optimizer`` choices) does not pull in the data pipeline and torchvision.
 """
 
-from edgessl.train.config import TrainConfig
-from edgessl.train.loop import CKPT_NAME, default_resolution, train
-from edgessl.train.model import SSLModel, build_ssl_model, sample_students
+import importlib
+from typing import Any
 
-__all__ = ["CKPT_NAME", "SSLModel", "TrainConfig", "build_ssl_model", "default_resolution",
-           "sample_students", "train"]
+_WHERE = {"TrainConfig": "config", "CKPT_NAME": "loop", "default_resolution": "loop",
+          "train": "loop", "SSLModel": "model", "build_ssl_model": "model",
+          "sample_students": "model"}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'edgessl.train' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"edgessl.train.{_WHERE[name]}"), name)
