@@ -19,12 +19,14 @@ continues with ``--resume``); every standalone run goes through the CLI, its com
     python benchmarks/ranking.py --preset cpu          # the committed figures (hours on 2 cores)
     python benchmarks/ranking.py --preset gpu          # one H200, about 10 minutes
     python benchmarks/ranking.py --preset smoke        # the code path in seconds (tests)
+    python benchmarks/ranking.py --reproduce subnet00  # re-run one recorded command, compare
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -37,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _machine import machine, publish, today  # noqa: E402
-from _runs import ResultCache, evaluate, train_once  # noqa: E402
+from _runs import ResultCache, edgessl, evaluate, train_once  # noqa: E402
 
 # name -> settings; every key is also a command-line option
 PRESETS = {
@@ -81,6 +83,9 @@ def main() -> None:
     ap.add_argument("--out", default=None,
                     help="result JSON (default: benchmarks/results/ranking.json; smoke: in --work)")
     ap.add_argument("--write", action="store_true", help="put the table into BENCHMARKS.md")
+    ap.add_argument("--reproduce", metavar="KEY", default=None,
+                    help="re-run the recorded training command of a finished subnet (e.g. "
+                         "subnet00) into a new folder, evaluate it the same way, record both")
     args = ap.parse_args()
     p = dict(PRESETS[args.preset])
     for key in ("n", "budget_images"):
@@ -93,6 +98,10 @@ def main() -> None:
     log = work / "commands.log"
     cache = ResultCache(work / "results.json")
     t0 = time.time()
+    repro = ResultCache(work / "reproduce.json")  # its own file: a running benchmark
+    if args.reproduce:                            # rewrites results.json
+        reproduce(cache.get(args.reproduce), args.reproduce, repro, work, log, p)
+        return
 
     from edgessl.evaluate import evaluate_backbone
     from edgessl.search import SearchConfig
@@ -141,12 +150,14 @@ def main() -> None:
     (kp, sp), (ki, si), (km, sm) = corr(col["proxy"]), corr(col["inherited_knn"]), \
         corr(col["mflops"])
     gains = col["standalone_knn"] - col["random_init_knn"]
+    reproductions = [v for _, v in sorted(repro.data.items())]
     result = {"preset": args.preset, "kendall_proxy": kp, "spearman_proxy": sp,
               "kendall_inherited": ki, "spearman_inherited": si, "kendall_mflops": km,
               "spearman_mflops": sm, "budget_images": steps * p["batch_size"],
               "mean_gap_inherited_minus_standalone": float(np.mean(
                   col["inherited_knn"] - ref)),
               "min_gain_over_random_init": float(gains.min()), "subnets": rows,
+              "reproductions": reproductions,
               "supernet": session.sinfo.get("path"), "data": p["data"],
               "proxy_data": p["proxy_data"], "resolution": p["resolution"],
               "command": "python benchmarks/ranking.py " + " ".join(sys.argv[1:]),
@@ -176,7 +187,32 @@ def main() -> None:
         lines.append(f"| {r['mflops']:.0f} | {100 * r['proxy']:.2f} | "
                      f"{100 * r['inherited_knn']:.2f} | {100 * r['standalone_knn']:.2f} | "
                      f"{100 * r['random_init_knn']:.2f} |")
+    for r in reproductions:
+        lines.append(f"\nRe-run of {r['key']}'s recorded command (`{r['rerun_command']}`): "
+                     f"standalone kNN {100 * r['standalone_knn']:.2f} -> "
+                     f"{100 * r['rerun_knn']:.2f} ({100 * r['difference']:+.2f} points).")
     publish("ranking", lines, args.write)
+
+
+def reproduce(row: dict | None, key: str, repro: ResultCache, work: Path, log: Path,
+              p: dict) -> None:
+    """Issue 16, acceptance 2: run ``key``'s recorded ``edgessl train`` command again with
+    only ``--out`` changed, evaluate it as the benchmark did, keep both figures."""
+    if row is None:
+        raise SystemExit(f"--reproduce {key}: no finished subnet of that name in {work}")
+    args = shlex.split(row["command"])[1:]
+    out = work / f"repro-{key}"
+    args[args.index("--out") + 1] = str(out)
+    if not (out / "last.ckpt").is_file():
+        edgessl(args, log)
+    ev = ["--protocol", "knn", "--bank-size", p["bank"], "--test-size", p["test"]]
+    knn = evaluate(out / "last.ckpt", p["data"], log, *ev)["knn"]
+    result = {"key": key, "command": row["command"], "rerun_command": "edgessl " +
+              shlex.join(args), "standalone_knn": row["standalone_knn"], "rerun_knn": knn,
+              "difference": knn - row["standalone_knn"], "date": today(), "machine": machine()}
+    repro.put(key, result)
+    print(f"{key}: standalone {row['standalone_knn']:.4f}, re-run {knn:.4f} "
+          f"({100 * result['difference']:+.2f} points)", flush=True)
 
 
 if __name__ == "__main__":

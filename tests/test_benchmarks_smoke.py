@@ -55,12 +55,25 @@ def test_ranking_smoke_writes_the_fidelity_keys_and_resumes(supernet, tmp_path):
     for row in rows:
         assert row["command"].startswith("edgessl train --arch ")
         assert {"proxy", "inherited_knn", "standalone_knn", "random_init_knn"} <= set(row)
-    # a second invocation trains nothing again: every run is found finished
+    # acceptance 2: the recorded command, re-run with only --out changed, gives the same kNN
+    # within 1.5 points
     before = {p: p.stat().st_mtime_ns for p in work.glob("subnet*/last.ckpt")}
+    r = _run("ranking.py", "--preset", "smoke", "--work", work, "--reproduce", "subnet00")
+    assert r.returncode == 0, r.stderr[-2000:]
+    bad = _run("ranking.py", "--preset", "smoke", "--work", work, "--reproduce", "subnet99")
+    assert bad.returncode != 0 and "subnet99" in bad.stderr
+    # a second invocation trains nothing again (every run is found finished) and reports the
+    # re-run
     r = _run("ranking.py", "--preset", "smoke", "--supernet", supernet, "--work", work)
     assert r.returncode == 0, r.stderr[-2000:]
     assert {p: p.stat().st_mtime_ns for p in work.glob("subnet*/last.ckpt")} == before
-    assert json.loads((work / "ranking.json").read_text())["subnets"] == rows
+    again = json.loads((work / "ranking.json").read_text())
+    assert again["subnets"] == rows
+    (rep,) = again["reproductions"]
+    assert rep["key"] == "subnet00" and rep["command"] == rows[0]["command"]
+    assert rep["rerun_command"] == (rows[0]["command"].rsplit(" --out ", 1)[0]
+                                    + f" --out {work / 'repro-subnet00'}")
+    assert abs(rep["rerun_knn"] - rows[0]["standalone_knn"]) <= 0.015
 
 
 def test_headline_smoke_writes_every_network_with_costs_and_latency(supernet, tmp_path):

@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pytest
 import typer.main
-from typer._click.exceptions import UsageError  # typer vendors click since 0.20
 from typer.core import TyperGroup
+
+try:  # typer vendors click since 0.20
+    from typer._click.exceptions import UsageError
+except ImportError:
+    from click.exceptions import UsageError
 
 from edgessl.cli import app, register_commands
 

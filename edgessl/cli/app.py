@@ -15,9 +15,13 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from typer._click import exceptions as click_exc  # typer vendors click since 0.20
 
 from edgessl.errors import EdgesslError
+
+try:  # typer vendors click since 0.20; before, it used the click package
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover - exercised with typer < 0.20
+    from click import exceptions as click_exc
 
 app = typer.Typer(
     name="edgessl",
