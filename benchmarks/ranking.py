@@ -169,7 +169,8 @@ def main() -> None:
     from edgessl.utils import atomic_write_text
 
     atomic_write_text(out, json.dumps(result, indent=1) + "\n")
-    lines = [f"`{result['command']}` on {today()}; {machine()}; {result['hours']:.2f} h "
+    lines = ["## Ranking fidelity: inherited weights vs standalone training", "",
+             f"`{result['command']}` on {today()}; {machine()}; {result['hours']:.2f} h "
              f"(this invocation). Supernet `{result['supernet']}`; {len(rows)} subnets "
              f"stratified over <= {args.budget_mflops:g} MFLOPs at 224; standalone: default "
              f"recipe, {result['budget_images']} images each at {p['resolution']} px; kNN on "
@@ -201,6 +202,11 @@ def reproduce(row: dict | None, key: str, repro: ResultCache, work: Path, log: P
     if row is None:
         raise SystemExit(f"--reproduce {key}: no finished subnet of that name in {work}")
     args = shlex.split(row["command"])[1:]
+    arch_file = Path(args[args.index("--arch") + 1])
+    if not arch_file.is_file():  # a checkout that kept only the results: the row has the arch
+        from edgessl.utils import atomic_write_text
+
+        atomic_write_text(arch_file, json.dumps(row["arch"], indent=1) + "\n")
     out = work / f"repro-{key}"
     args[args.index("--out") + 1] = str(out)
     if not (out / "last.ckpt").is_file():
