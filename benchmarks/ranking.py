@@ -100,7 +100,12 @@ def main() -> None:
     t0 = time.time()
     repro = ResultCache(work / "reproduce.json")  # its own file: a running benchmark
     if args.reproduce:                            # rewrites results.json
-        reproduce(cache.get(args.reproduce), args.reproduce, repro, work, log, p)
+        row = cache.get(args.reproduce)
+        if row is None:
+            print(f"error: --reproduce {args.reproduce}: no finished subnet of that name in "
+                  f"{work}", file=sys.stderr)
+            raise SystemExit(2)
+        reproduce(row, args.reproduce, repro, work, log, p)
         return
 
     from edgessl.evaluate import evaluate_backbone
@@ -126,7 +131,7 @@ def main() -> None:
             inherited = evaluate_backbone(net, p["data"], session.proxy_res, "knn", p["bank"],
                                           p["test"], session.device)["knn"]
             command = train_once(["--arch", arch_file, *recipe], work / key, log)
-            ev = ["--protocol", "knn", "--bank-size", p["bank"], "--test-size", p["test"]]
+            ev = knn_args(p)
             trained = evaluate(work / key / "last.ckpt", p["data"], log, *ev)
             random = evaluate(work / key / "last.ckpt", p["data"], log, *ev, "--init", "random",
                               "--seed", args.seed)
@@ -195,24 +200,27 @@ def main() -> None:
     publish("ranking", lines, args.write)
 
 
-def reproduce(row: dict | None, key: str, repro: ResultCache, work: Path, log: Path,
+def knn_args(p: dict) -> list:
+    """The ``edgessl eval`` options every standalone network is scored with."""
+    return ["--protocol", "knn", "--bank-size", p["bank"], "--test-size", p["test"]]
+
+
+def reproduce(row: dict, key: str, repro: ResultCache, work: Path, log: Path,
               p: dict) -> None:
     """Issue 16, acceptance 2: run ``key``'s recorded ``edgessl train`` command again with
     only ``--out`` changed, evaluate it as the benchmark did, keep both figures."""
-    if row is None:
-        raise SystemExit(f"--reproduce {key}: no finished subnet of that name in {work}")
     args = shlex.split(row["command"])[1:]
     arch_file = Path(args[args.index("--arch") + 1])
     if not arch_file.is_file():  # a checkout that kept only the results: the row has the arch
-        from edgessl.utils import atomic_write_text
+        from edgessl import spaces  # noqa: F401  (registers what an Arch is checked against)
+        from edgessl.arch import Arch
 
-        atomic_write_text(arch_file, json.dumps(row["arch"], indent=1) + "\n")
+        Arch.from_dict(row["arch"]).save(arch_file)
     out = work / f"repro-{key}"
     args[args.index("--out") + 1] = str(out)
     if not (out / "last.ckpt").is_file():
         edgessl(args, log)
-    ev = ["--protocol", "knn", "--bank-size", p["bank"], "--test-size", p["test"]]
-    knn = evaluate(out / "last.ckpt", p["data"], log, *ev)["knn"]
+    knn = evaluate(out / "last.ckpt", p["data"], log, *knn_args(p))["knn"]
     result = {"key": key, "command": row["command"], "rerun_command": "edgessl " +
               shlex.join(args), "standalone_knn": row["standalone_knn"], "rerun_knn": knn,
               "difference": knn - row["standalone_knn"], "date": today(), "machine": machine()}
