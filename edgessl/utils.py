@@ -1,5 +1,5 @@
 """Small shared helpers: the cache folder, durable atomic writes, clean-up of killed saves,
-output-folder locks.
+output-folder locks, a Ctrl-C that stops a loop between units of work.
 
 A file written with :func:`atomic_write` is complete or absent, also across a power loss: the
 data goes to a temporary file next to the target, which is fsynced, renamed onto the target,
@@ -13,7 +13,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -150,3 +152,32 @@ class FolderLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+class GracefulStop:
+    """While active, the first Ctrl-C (SIGINT) only sets :attr:`requested`, which a long loop
+    polls between units of work; a second one raises ``KeyboardInterrupt`` at once.
+
+    Why a flag: a ``KeyboardInterrupt`` raised at an arbitrary point can be swallowed by
+    third-party code (pymoo has bare ``except:`` clauses in its evaluation path), and then a
+    Ctrl-C is silently lost. Outside the main thread signals cannot be handled; there it does
+    nothing."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> GracefulStop:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None

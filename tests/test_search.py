@@ -201,7 +201,7 @@ def test_sigint_through_the_cli_writes_what_was_found(supernet_ckpt, tmp_path):
     out = tmp_path / "sig"
     proc = subprocess.Popen(
         edgessl_cmd("search", "--supernet", supernet_ckpt, "--population", "6",
-                    "--generations", "200", "--proxy-bank", "60", "--proxy-val", "30",
+                    "--generations", "100000", "--proxy-bank", "60", "--proxy-val", "30",
                     "--device", "cpu", "--out", out, "--json"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
     deadline = time.time() + 600
@@ -217,6 +217,41 @@ def test_sigint_through_the_cli_writes_what_was_found(supernet_ckpt, tmp_path):
         assert (out / name).exists(), name
     assert "Interrupted" in (out / "report.md").read_text()
     assert "Traceback" not in stderr
+
+
+def test_first_ctrl_c_is_a_request_and_the_second_interrupts():
+    """GracefulStop turns the first SIGINT into a flag (nothing raised mid-work, so no
+    third-party ``except:`` can swallow it), the second into KeyboardInterrupt, and puts the
+    previous handler back on exit."""
+    import os
+    import signal
+
+    from edgessl.utils import GracefulStop
+
+    before = signal.getsignal(signal.SIGINT)
+    with GracefulStop() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_stop_request_ends_the_evolution_after_that_generation():
+    """run_nsga2 asks should_stop() after each generation and returns True once it says so:
+    exactly the generations before the request are evaluated."""
+    from edgessl.search.evolution import run_nsga2
+
+    space = get_space("mobilenet")
+    seen: list[int] = []
+    stopped = run_nsga2(Constraints(space, Budget(max_mflops=300), 224), ("accuracy", "mflops"),
+                        lambda genes, costs: -costs["mflops"], population=6, generations=50,
+                        seed=0, on_generation=lambda g, X, F: seen.append(g),
+                        should_stop=lambda: len(seen) >= 3)
+    assert stopped and seen == [1, 2, 3]
+    assert not run_nsga2(Constraints(space, Budget(max_mflops=300), 224), ("accuracy", "mflops"),
+                         lambda genes, costs: -costs["mflops"], population=6, generations=2,
+                         seed=0)
 
 
 def test_label_free_proxy_ranks_a_damaged_subnet_below_an_intact_one(trained_run):  # noqa: F811

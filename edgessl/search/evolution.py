@@ -100,11 +100,13 @@ def run_nsga2(constraints: Constraints, objectives: tuple[str, ...],
               score: Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray],
               population: int, generations: int,
               seed: int, on_generation: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
-              mutation_rate: float = 0.1) -> None:
+              mutation_rate: float = 0.1,
+              should_stop: Callable[[], bool] | None = None) -> bool:
     """Evolve; ``score(genes, costs) -> proxy scores`` is called once per generation on the
     feasible rows, with their already computed costs. ``on_generation(gen, genes, F)`` sees
-    every evaluated population. Results live with the caller (its score cache); Ctrl-C
-    propagates as KeyboardInterrupt after the last completed generation."""
+    every evaluated population. Results live with the caller (its score cache). After each
+    generation ``should_stop()`` is asked; True ends the search early. Returns whether it
+    stopped early."""
     problem = GeneProblem(constraints, len(objectives))
     algo = NSGA2(pop_size=population, sampling=FeasibleSampling(), crossover=UX(),
                  mutation=ResetMutation(mutation_rate), repair=FeasibleRepair(seed),
@@ -129,3 +131,6 @@ def run_nsga2(constraints: Constraints, objectives: tuple[str, ...],
         gen += 1
         if on_generation is not None:
             on_generation(gen, X, F)
+        if should_stop is not None and should_stop():
+            return True
+    return False

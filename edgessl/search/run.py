@@ -28,6 +28,7 @@ from edgessl.search.results import (
     write_pareto,
     write_report,
 )
+from edgessl.utils import GracefulStop
 
 DEFAULT_SUPERNET = "supernet-fashion-mnist-mobilenet.ckpt"
 MIN_PROXY_RESOLUTION = 32  # the spaces downsample 32x: smaller inputs vanish
@@ -187,11 +188,20 @@ class SearchSession:
                 progress({"generation": gen, "generations": cfg.generations,
                           "evaluated": len(records), "best": best})
 
+        def should_stop() -> bool:  # every rank stops after the same generation
+            if env.active:
+                from edgessl.dist import gather_objects
+
+                return any(gather_objects(env, stop.requested))
+            return stop.requested
+
         interrupted = False
         try:
-            run_nsga2(constraints, self.objectives, score, cfg.population, cfg.generations,
-                      cfg.seed, on_generation)
-        except KeyboardInterrupt:
+            with GracefulStop() as stop:
+                interrupted = run_nsga2(constraints, self.objectives, score, cfg.population,
+                                        cfg.generations, cfg.seed, on_generation,
+                                        should_stop=should_stop)
+        except KeyboardInterrupt:  # a second Ctrl-C: stop inside the generation
             interrupted = True
         cands = list(records.values())
         pareto: list[Candidate] = []
