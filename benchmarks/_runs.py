@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -79,6 +80,15 @@ def run_state(out: Path) -> str:
     if total is None:  # older runs: compare with the schedule the config implies
         return "partial"
     return "done" if step >= int(total) else "partial"
+
+
+def logged_hours(log: Path) -> float:
+    """Hours spent in the ``edgessl`` commands of ``log`` (the sum of the durations
+    :func:`edgessl` records): the cost of a benchmark that ran over several invocations."""
+    if not log.is_file():
+        return 0.0
+    seconds = re.findall(r"^\$ .*  \((\d+) s, rc -?\d+\)$", log.read_text(), re.MULTILINE)
+    return sum(map(int, seconds)) / 3600
 
 
 def train_once(train_args: list[Any], out: Path, log: Path) -> str:

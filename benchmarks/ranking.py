@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _machine import machine, publish, today  # noqa: E402
-from _runs import ResultCache, edgessl, evaluate, train_once  # noqa: E402
+from _runs import ResultCache, edgessl, evaluate, logged_hours, train_once  # noqa: E402
 
 # name -> settings; every key is also a command-line option
 PRESETS = {
@@ -155,6 +155,7 @@ def main() -> None:
     (kp, sp), (ki, si), (km, sm) = corr(col["proxy"]), corr(col["inherited_knn"]), \
         corr(col["mflops"])
     gains = col["standalone_knn"] - col["random_init_knn"]
+    repro = ResultCache(work / "reproduce.json")  # re-read: --reproduce may have run meanwhile
     reproductions = [v for _, v in sorted(repro.data.items())]
     result = {"preset": args.preset, "kendall_proxy": kp, "spearman_proxy": sp,
               "kendall_inherited": ki, "spearman_inherited": si, "kendall_mflops": km,
@@ -166,7 +167,8 @@ def main() -> None:
               "supernet": session.sinfo.get("path"), "data": p["data"],
               "proxy_data": p["proxy_data"], "resolution": p["resolution"],
               "command": "python benchmarks/ranking.py " + " ".join(sys.argv[1:]),
-              "date": today(), "machine": machine(), "hours": (time.time() - t0) / 3600}
+              "date": today(), "machine": machine(), "hours": (time.time() - t0) / 3600,
+              "command_hours": logged_hours(log)}
     gap_key = "mean_gap_inherited_minus_standalone"
     out = Path(args.out) if args.out else (
         work / "ranking.json" if args.preset == "smoke"
@@ -175,8 +177,10 @@ def main() -> None:
 
     atomic_write_text(out, json.dumps(result, indent=1) + "\n")
     lines = ["## Ranking fidelity: inherited weights vs standalone training", "",
-             f"`{result['command']}` on {today()}; {machine()}; {result['hours']:.2f} h "
-             f"(this invocation). Supernet `{result['supernet']}`; {len(rows)} subnets "
+             f"`{result['command']}` on {today()}; {machine()}; cost "
+             f"{result['command_hours']:.2f} h of `edgessl` commands (each with its duration "
+             f"in the run's `commands.log`), {result['hours']:.2f} h this invocation. "
+             f"Supernet `{result['supernet']}`; {len(rows)} subnets "
              f"stratified over <= {args.budget_mflops:g} MFLOPs at 224; standalone: default "
              f"recipe, {result['budget_images']} images each at {p['resolution']} px; kNN on "
              f"`{p['data']}` (bank {p['bank']}, test {p['test']}).", "",

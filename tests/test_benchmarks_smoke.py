@@ -78,6 +78,8 @@ def test_ranking_smoke_writes_the_fidelity_keys_and_resumes(supernet, tmp_path):
     assert rep["rerun_command"] == (rows[0]["command"].rsplit(" --out ", 1)[0]
                                     + f" --out {work / 'repro-subnet00'}")
     assert abs(rep["rerun_knn"] - rows[0]["standalone_knn"]) <= 0.015
+    # the cost counts every logged command, across invocations: the re-run's too
+    assert again["command_hours"] > result["command_hours"]
 
 
 def test_headline_smoke_writes_every_network_with_costs_and_latency(supernet, tmp_path):
