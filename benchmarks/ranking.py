@@ -20,6 +20,8 @@ continues with ``--resume``); every standalone run goes through the CLI, its com
     python benchmarks/ranking.py --preset gpu          # one H200, about 10 minutes
     python benchmarks/ranking.py --preset smoke        # the code path in seconds (tests)
     python benchmarks/ranking.py --reproduce subnet00  # re-run one recorded command, compare
+    python benchmarks/ranking.py --reproduce subnet00 --reseed 1  # the same with seed 1:
+                                                       # the reference's seed-to-seed noise
 """
 
 from __future__ import annotations
@@ -86,7 +88,12 @@ def main() -> None:
     ap.add_argument("--reproduce", metavar="KEY", default=None,
                     help="re-run the recorded training command of a finished subnet (e.g. "
                          "subnet00) into a new folder, evaluate it the same way, record both")
+    ap.add_argument("--reseed", type=int, default=None, metavar="S",
+                    help="with --reproduce: change the run's --seed to S too (the difference "
+                         "is then seed noise, the floor of any ranking this benchmark shows)")
     args = ap.parse_args()
+    if args.reseed is not None and not args.reproduce:
+        ap.error("--reseed needs --reproduce KEY")
     p = dict(PRESETS[args.preset])
     for key in ("n", "budget_images"):
         if getattr(args, key) is not None:
@@ -105,7 +112,7 @@ def main() -> None:
             print(f"error: --reproduce {args.reproduce}: no finished subnet of that name in "
                   f"{work}", file=sys.stderr)
             raise SystemExit(2)
-        reproduce(row, args.reproduce, repro, work, log, p)
+        reproduce(row, args.reproduce, repro, work, log, p, args.reseed)
         return
 
     from edgessl.evaluate import evaluate_backbone
@@ -163,7 +170,8 @@ def main() -> None:
               "mean_gap_inherited_minus_standalone": float(np.mean(
                   col["inherited_knn"] - ref)),
               "min_gain_over_random_init": float(gains.min()), "subnets": rows,
-              "reproductions": reproductions,
+              "reproductions": reproductions, "seed_noise": seed_noise(reproductions),
+              "standalone_range": float(ref.max() - ref.min()),
               "supernet": session.sinfo.get("path"), "data": p["data"],
               "proxy_data": p["proxy_data"], "resolution": p["resolution"],
               "command": "python benchmarks/ranking.py " + " ".join(sys.argv[1:]),
@@ -191,6 +199,11 @@ def main() -> None:
              f"Mean gap inherited - standalone: {100 * result[gap_key]:+.2f} points; "
              f"smallest standalone gain over random init: {100 * gains.min():+.2f} "
              "points.", "",
+             *([] if result["seed_noise"] is None else [
+                 f"Seed noise of the reference: {100 * result['seed_noise']:.2f} points (mean "
+                 "|standalone kNN, seed 0 - another seed| over the re-seeded runs below), "
+                 f"against a {100 * result['standalone_range']:.2f}-point range of standalone "
+                 "kNN across the subnets.", ""]),
              "| MFLOPs | proxy | inherited kNN | standalone kNN | random init |",
              "|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: r["mflops"]):
@@ -198,10 +211,19 @@ def main() -> None:
                      f"{100 * r['inherited_knn']:.2f} | {100 * r['standalone_knn']:.2f} | "
                      f"{100 * r['random_init_knn']:.2f} |")
     for r in reproductions:
-        lines.append(f"\nRe-run of {r['key']}'s recorded command (`{r['rerun_command']}`): "
+        what = ("recorded command" if r.get("reseed") is None
+                else f"recorded command with seed {r['reseed']}")
+        lines.append(f"\nRe-run of {r['key']}'s {what} (`{r['rerun_command']}`): "
                      f"standalone kNN {100 * r['standalone_knn']:.2f} -> "
                      f"{100 * r['rerun_knn']:.2f} ({100 * r['difference']:+.2f} points).")
     publish("ranking", lines, args.write)
+
+
+def seed_noise(reproductions: list[dict]) -> float | None:
+    """Mean absolute kNN difference between a standalone run and its re-run with another
+    seed; None without such re-runs."""
+    diffs = [abs(r["difference"]) for r in reproductions if r.get("reseed") is not None]
+    return float(np.mean(diffs)) if diffs else None
 
 
 def knn_args(p: dict) -> list:
@@ -210,9 +232,10 @@ def knn_args(p: dict) -> list:
 
 
 def reproduce(row: dict, key: str, repro: ResultCache, work: Path, log: Path,
-              p: dict) -> None:
+              p: dict, reseed: int | None = None) -> None:
     """Issue 16, acceptance 2: run ``key``'s recorded ``edgessl train`` command again with
-    only ``--out`` changed, evaluate it as the benchmark did, keep both figures."""
+    only ``--out`` changed (and ``--seed`` when ``reseed`` is given), evaluate it as the
+    benchmark did, keep both figures."""
     args = shlex.split(row["command"])[1:]
     arch_file = Path(args[args.index("--arch") + 1])
     if not arch_file.is_file():  # a checkout that kept only the results: the row has the arch
@@ -220,16 +243,19 @@ def reproduce(row: dict, key: str, repro: ResultCache, work: Path, log: Path,
         from edgessl.arch import Arch
 
         Arch.from_dict(row["arch"]).save(arch_file)
-    out = work / f"repro-{key}"
+    name = key if reseed is None else f"{key}-seed{reseed}"
+    out = work / f"repro-{name}"
     args[args.index("--out") + 1] = str(out)
+    if reseed is not None:
+        args[args.index("--seed") + 1] = str(reseed)
     if not (out / "last.ckpt").is_file():
         edgessl(args, log)
     knn = evaluate(out / "last.ckpt", p["data"], log, *knn_args(p))["knn"]
-    result = {"key": key, "command": row["command"], "rerun_command": "edgessl " +
+    result = {"key": key, "reseed": reseed, "command": row["command"], "rerun_command": "edgessl " +
               shlex.join(args), "standalone_knn": row["standalone_knn"], "rerun_knn": knn,
               "difference": knn - row["standalone_knn"], "date": today(), "machine": machine()}
-    repro.put(key, result)
-    print(f"{key}: standalone {row['standalone_knn']:.4f}, re-run {knn:.4f} "
+    repro.put(name, result)
+    print(f"{name}: standalone {row['standalone_knn']:.4f}, re-run {knn:.4f} "
           f"({100 * result['difference']:+.2f} points)", flush=True)
 
 

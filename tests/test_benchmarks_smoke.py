@@ -65,6 +65,11 @@ def test_ranking_smoke_writes_the_fidelity_keys_and_resumes(supernet, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     bad = _run("ranking.py", "--preset", "smoke", "--work", work, "--reproduce", "subnet99")
     assert bad.returncode != 0 and "subnet99" in bad.stderr
+    # another seed for the same subnet measures the reference's seed noise
+    r = _run("ranking.py", "--preset", "smoke", "--work", work, "--reproduce", "subnet01",
+             "--reseed", "1", in_process=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _run("ranking.py", "--preset", "smoke", "--reseed", "1").returncode == 2
     # a second invocation trains nothing again (every run is found finished) and reports the
     # re-run
     r = _run("ranking.py", "--preset", "smoke", "--supernet", supernet, "--work", work,
@@ -73,8 +78,10 @@ def test_ranking_smoke_writes_the_fidelity_keys_and_resumes(supernet, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in work.glob("subnet*/last.ckpt")} == before
     again = json.loads((work / "ranking.json").read_text())
     assert again["subnets"] == rows
-    (rep,) = again["reproductions"]
+    rep, reseeded = again["reproductions"]
     assert rep["key"] == "subnet00" and rep["command"] == rows[0]["command"]
+    assert reseeded["key"] == "subnet01" and " --seed 1 " in reseeded["rerun_command"]
+    assert again["seed_noise"] == pytest.approx(abs(reseeded["difference"]))
     assert rep["rerun_command"] == (rows[0]["command"].rsplit(" --out ", 1)[0]
                                     + f" --out {work / 'repro-subnet00'}")
     assert abs(rep["rerun_knn"] - rows[0]["standalone_knn"]) <= 0.015
