@@ -172,7 +172,7 @@ def main() -> None:
               "min_gain_over_random_init": float(gains.min()), "subnets": rows,
               "reproductions": reproductions, "seed_noise": seed_noise(reproductions),
               "standalone_range": float(ref.max() - ref.min()),
-              "supernet": session.sinfo.get("path"), "data": p["data"],
+              "supernet": repo_relative(session.sinfo.get("path")), "data": p["data"],
               "proxy_data": p["proxy_data"], "resolution": p["resolution"],
               "command": "python benchmarks/ranking.py " + " ".join(sys.argv[1:]),
               "date": today(), "machine": machine(), "hours": (time.time() - t0) / 3600,
@@ -217,6 +217,14 @@ def main() -> None:
                      f"standalone kNN {100 * r['standalone_knn']:.2f} -> "
                      f"{100 * r['rerun_knn']:.2f} ({100 * r['difference']:+.2f} points).")
     publish("ranking", lines, args.write)
+
+
+def repo_relative(path: str | None) -> str | None:
+    """``path`` relative to the repository when it lies inside it (figures read the same on
+    every checkout)."""
+    if path is None or not Path(path).resolve().is_relative_to(ROOT):
+        return path
+    return str(Path(path).resolve().relative_to(ROOT))
 
 
 def seed_noise(reproductions: list[dict]) -> float | None:
