@@ -8,6 +8,8 @@ import platform
 import re
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
 
@@ -23,6 +25,14 @@ def machine() -> str:
 
     return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
             f"torch {torch.__version__}")
+
+
+def repo_relative(path: str | Path | None) -> str | None:
+    """``path`` relative to the repository when it lies inside it (figures read the same on
+    every checkout); other paths as given."""
+    if path is None or not Path(path).resolve().is_relative_to(ROOT):
+        return None if path is None else str(path)
+    return str(Path(path).resolve().relative_to(ROOT))
 
 
 def today() -> str:

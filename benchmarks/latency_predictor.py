@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _machine import machine, publish, today
+from _machine import machine, publish, repo_relative, today
 
 from edgessl.cost.latency import LatencyTable
 from edgessl.spaces import get_space
@@ -51,7 +51,7 @@ def section(r: dict, path: Path, command: str, recheck: Path | None = None) -> l
     lines = [
         "## Latency predictor", "",
         f"Command: `{command}` · date {today()} · machine: {machine()}", "",
-        f"Table `{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}`: "
+        f"Table `{repo_relative(path)}`: "
         f"{m['space']} space, {m['backend']} ({m['backend_version']}), {m['threads']} thread, "
         f"batch {m['batch']}, {m['dtype']}, clock `{m.get('clock')}`, "
         f"{len(t.entries)} entries, measured {m.get('date', '?')} on {m.get('device', '?')}.", "",

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _machine import machine, publish, today  # noqa: E402
+from _machine import machine, publish, repo_relative, today  # noqa: E402
 from _runs import ResultCache, edgessl, evaluate, logged_hours, train_once  # noqa: E402
 
 # name -> settings; every key is also a command-line option
@@ -105,14 +105,15 @@ def main() -> None:
     log = work / "commands.log"
     cache = ResultCache(work / "results.json")
     t0 = time.time()
-    repro = ResultCache(work / "reproduce.json")  # its own file: a running benchmark
-    if args.reproduce:                            # rewrites results.json
+    if args.reproduce:
         row = cache.get(args.reproduce)
         if row is None:
             print(f"error: --reproduce {args.reproduce}: no finished subnet of that name in "
                   f"{work}", file=sys.stderr)
             raise SystemExit(2)
-        reproduce(row, args.reproduce, repro, work, log, p, args.reseed)
+        # its own file: a running benchmark rewrites results.json
+        reproduce(row, args.reproduce, ResultCache(work / "reproduce.json"), work, log, p,
+                  args.reseed)
         return
 
     from edgessl.evaluate import evaluate_backbone
@@ -162,7 +163,7 @@ def main() -> None:
     (kp, sp), (ki, si), (km, sm) = corr(col["proxy"]), corr(col["inherited_knn"]), \
         corr(col["mflops"])
     gains = col["standalone_knn"] - col["random_init_knn"]
-    repro = ResultCache(work / "reproduce.json")  # re-read: --reproduce may have run meanwhile
+    repro = ResultCache(work / "reproduce.json")  # read last: --reproduce may run meanwhile
     reproductions = [v for _, v in sorted(repro.data.items())]
     result = {"preset": args.preset, "kendall_proxy": kp, "spearman_proxy": sp,
               "kendall_inherited": ki, "spearman_inherited": si, "kendall_mflops": km,
@@ -217,14 +218,6 @@ def main() -> None:
                      f"standalone kNN {100 * r['standalone_knn']:.2f} -> "
                      f"{100 * r['rerun_knn']:.2f} ({100 * r['difference']:+.2f} points).")
     publish("ranking", lines, args.write)
-
-
-def repo_relative(path: str | None) -> str | None:
-    """``path`` relative to the repository when it lies inside it (figures read the same on
-    every checkout)."""
-    if path is None or not Path(path).resolve().is_relative_to(ROOT):
-        return path
-    return str(Path(path).resolve().relative_to(ROOT))
 
 
 def seed_noise(reproductions: list[dict]) -> float | None:

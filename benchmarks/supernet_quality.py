@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _machine import machine, publish, today  # noqa: E402
+from _machine import machine, publish, repo_relative, today  # noqa: E402
 from _runs import command_line, evaluate  # noqa: E402
 from ssl_quality import raw_pixel_knn  # noqa: E402
 
@@ -34,8 +34,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "supernet_quality.json"
 def render(result: dict, args) -> list[str]:
     """The BENCHMARKS.md section for ``result``."""
     rows, raw = result["rows"], result["raw_pixels_fashion_mnist"]
-    shown = args.supernet.relative_to(ROOT) if args.supernet.is_relative_to(ROOT) \
-        else args.supernet
+    shown = repo_relative(args.supernet)
     lines = ["## Shipped supernet: trained vs random init vs raw pixels", "",
              "`python benchmarks/supernet_quality.py --write` on "
              f"{result['date']}; {result['machine']}. Checkpoint `{shown}`; "

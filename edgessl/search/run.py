@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from edgessl.dist import gather_objects, init_distributed, resolve_device, shutdown
 from edgessl.errors import BadInput
 from edgessl.search.budget import Budget, Constraints
 from edgessl.search.evolution import OBJECTIVES, pareto_mask, run_nsga2
@@ -111,7 +112,6 @@ class SearchSession:
     exists (cheap checks first), so nothing is written for a bad command line."""
 
     def __init__(self, cfg: SearchConfig):
-        from edgessl.dist import init_distributed, resolve_device
         from edgessl.spaces import get_space
 
         self.cfg = cfg
@@ -168,8 +168,6 @@ class SearchSession:
             todo = list(dict.fromkeys(a for a in archs if a not in scorer.cache))
             mine = {a: scorer.score(a) for a in todo[env.rank::env.world]}
             if env.active:
-                from edgessl.dist import gather_objects
-
                 for part in gather_objects(env, mine):
                     scorer.cache.update(part)
             for i, a in enumerate(archs):
@@ -190,8 +188,6 @@ class SearchSession:
 
         def should_stop() -> bool:  # every rank stops after the same generation
             if env.active:
-                from edgessl.dist import gather_objects
-
                 return any(gather_objects(env, stop.requested))
             return stop.requested
 
@@ -229,8 +225,6 @@ class SearchSession:
         result = SearchResult(best, pareto, cands, info, interrupted)
         if env.main:
             write_outputs(Path(cfg.out), result, scorer, self.table is not None, cfg)
-        from edgessl.dist import shutdown
-
         shutdown(env)
         return result
 
