@@ -24,8 +24,6 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
-import torch
-
 
 def command_line(args: list[Any]) -> str:
     """The shell form of ``edgessl ARGS`` (what a user would type)."""
@@ -72,6 +70,8 @@ def run_state(out: Path) -> str:
     ckpt = out / "last.ckpt"
     if not ckpt.is_file():
         return "new"
+    import torch  # here: a benchmark refusing bad options should not wait for torch
+
     payload = torch.load(ckpt, map_location="cpu", weights_only=True)
     config = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() \
         else {}

@@ -93,7 +93,9 @@ def main() -> None:
                          "is then seed noise, the floor of any ranking this benchmark shows)")
     args = ap.parse_args()
     if args.reseed is not None and not args.reproduce:
-        ap.error("--reseed needs --reproduce KEY")
+        fail(f"--reseed {args.reseed} needs --reproduce KEY")
+    if args.reseed is not None and args.reseed < 0:
+        fail(f"--reseed {args.reseed} must be a seed >= 0")
     p = dict(PRESETS[args.preset])
     for key in ("n", "budget_images"):
         if getattr(args, key) is not None:
@@ -108,9 +110,7 @@ def main() -> None:
     if args.reproduce:
         row = cache.get(args.reproduce)
         if row is None:
-            print(f"error: --reproduce {args.reproduce}: no finished subnet of that name in "
-                  f"{work}", file=sys.stderr)
-            raise SystemExit(2)
+            fail(f"--reproduce {args.reproduce}: no finished subnet of that name in {work}")
         # its own file: a running benchmark rewrites results.json
         reproduce(row, args.reproduce, ResultCache(work / "reproduce.json"), work, log, p,
                   args.reseed)
@@ -218,6 +218,12 @@ def main() -> None:
                      f"standalone kNN {100 * r['standalone_knn']:.2f} -> "
                      f"{100 * r['rerun_knn']:.2f} ({100 * r['difference']:+.2f} points).")
     publish("ranking", lines, args.write)
+
+
+def fail(message: str) -> None:
+    """Bad input: one line on stderr, exit code 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def seed_noise(reproductions: list[dict]) -> float | None:

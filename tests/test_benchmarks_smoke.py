@@ -69,7 +69,11 @@ def test_ranking_smoke_writes_the_fidelity_keys_and_resumes(supernet, tmp_path):
     r = _run("ranking.py", "--preset", "smoke", "--work", work, "--reproduce", "subnet01",
              "--reseed", "1", in_process=True)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert _run("ranking.py", "--preset", "smoke", "--reseed", "1").returncode == 2
+    for bad_args, named in ((["--reseed", "1"], "--reseed 1"),
+                            (["--reproduce", "subnet00", "--reseed", "-1"], "--reseed -1")):
+        bad = _run("ranking.py", "--preset", "smoke", "--work", work, *bad_args)
+        assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+            bad.stderr.strip()] and named in bad.stderr, bad.stderr
     # a second invocation trains nothing again (every run is found finished) and reports the
     # re-run
     r = _run("ranking.py", "--preset", "smoke", "--supernet", supernet, "--work", work,
