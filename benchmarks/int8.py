@@ -223,7 +223,8 @@ def _markdown(result: dict, args) -> str:
         "",
         f"Command: `{command}`; date {result['date']}; machine: {result['machine']}; "
         f"onnxruntime {result['onnxruntime']}; INT8-relevant CPU flags: "
-        f"{', '.join(result['cpu_flags']) or 'none'} (no AMX).",
+        f"{', '.join(result['cpu_flags']) or 'none'} "
+        f"({'AMX-INT8 present' if 'amx_int8' in result['cpu_flags'] else 'no AMX'}).",
         "",
         f"Files as `edgessl export SOURCE --onnx --int8` writes them (224 px, static batch 1; "
         f"u8s8 QDQ, per-channel weights, calibrated on {s['calib_images']} {s['calib_data']} "
