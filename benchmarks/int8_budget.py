@@ -4,7 +4,8 @@ One invocation: ``edgessl search --latency-table TABLE --latency-ms X`` (TABLE a
 ``edgessl profile --dtype int8``; X by default the median measured latency of the table's own
 held-out subnets at the deployment resolution, so the budget binds), then for the ``--members``
 Pareto members with the highest predicted latency (the ones closest to X, where a table's
-error shows first) ``edgessl export ARCH --onnx --int8`` and one side-by-side ``edgessl bench``
+error shows first) ``edgessl export RESULT/pareto/NN.ckpt --onnx --int8`` (inherited weights,
+``search --save-pareto``) and one side-by-side ``edgessl bench``
 of the INT8 files with the table's threads, batch, clock and runs. Reported per member:
 predicted and measured ms and measured / X (goal: at most 1.1). Every command goes through the
 CLI and is recorded.
@@ -59,6 +60,7 @@ def main() -> None:
     ap.add_argument("--generations", type=int, default=6)
     ap.add_argument("--calib-images", type=int, default=None, help="export --int8 (default: "
                     "the export's)")
+    ap.add_argument("--max-drop", type=float, default=1.0, help="export --int8 --max-drop")
     ap.add_argument("--work", default="runs/int8-budget")
     ap.add_argument("--out", default=None, help="result JSON (default: "
                     "benchmarks/results/int8_budget.json)")
@@ -87,7 +89,7 @@ def main() -> None:
     search_dir = work / "search"
     search_cmd = ["search", "--budget-mflops", args.budget_mflops, "--latency-table", table_path,
                   "--latency-ms", budget, "--resolution", args.resolution,
-                  "--objectives", "accuracy,latency",
+                  "--objectives", "accuracy,latency", "--save-pareto",
                   "--population", args.population, "--generations", args.generations,
                   *(["--data", args.data] if args.data else []), "--out", search_dir, "--json"]
     t = time.time()
@@ -99,11 +101,9 @@ def main() -> None:
 
     files, exports = [], []
     for i, m in enumerate(members):
-        arch_file = work / f"member{i}.arch.json"
-        arch_file.write_text(json.dumps(m["arch"], indent=1) + "\n")
         out = work / f"member{i}"
-        cmd = ["export", arch_file, "--onnx", "--int8", "--resolution", args.resolution,
-               "--out", out,
+        cmd = ["export", search_dir / m["checkpoint"], "--onnx", "--int8", "--resolution",
+               args.resolution, "--max-drop", args.max_drop, "--out", out,
                *(["--calib-images", args.calib_images] if args.calib_images else [])]
         edgessl(cmd, log)
         exports.append(command_line(cmd))
@@ -118,10 +118,14 @@ def main() -> None:
         bench_cmd[2:2] = ["--against", ",".join(map(str, files[1:]))]
     bench = last_json(edgessl(bench_cmd, log))
     measured = [r["median_ms"] for r in bench["results"]]
+    int8 = [json.loads((work / f"member{i}" / "export.json").read_text())["int8"]
+            for i in range(len(members))]
     rows = [{"arch": m["arch"], "mflops": m["mflops"], "proxy": m["score"],
              "predicted_ms": m["latency_ms"], "measured_ms": ms, "measured_over_budget":
-             ms / budget, "measured_over_predicted": ms / m["latency_ms"], "export": e}
-            for m, ms, e in zip(members, measured, exports, strict=True)]
+             ms / budget, "measured_over_predicted": ms / m["latency_ms"], "export": e,
+             "knn_fp32": q["check"]["knn"]["fp32"],
+             "knn_int8": q["files"]["model_int8.onnx"]["check"]["knn"]}
+            for m, ms, e, q in zip(members, measured, exports, int8, strict=True)]
     result = {"table": repo_relative(table_path), "table_device": table.get("device"),
               "table_date": table.get("date"), "dtype": table["dtype"],
               "latency_ms_budget": budget, "goal_measured_over_budget": GOAL,
@@ -148,11 +152,12 @@ def section(r: dict) -> list[str]:
              f"budget: {'yes' if r['report_says_int8'] else 'NO'}). Each member exported with "
              f"`edgessl export ARCH --onnx --int8`, all timed side by side: `{r['bench']}`.", "",
              "| member | MFLOPs | predicted INT8 ms | measured INT8 ms | measured / budget | "
-             "measured / predicted |", "|---|---:|---:|---:|---:|---:|"]
+             "measured / predicted | kNN fp32 -> INT8 |", "|---|---:|---:|---:|---:|---:|---|"]
     for i, m in enumerate(r["members"]):
         lines.append(f"| {i} | {m['mflops']:.0f} | {m['predicted_ms']:.2f} | "
                      f"{m['measured_ms']:.2f} | {m['measured_over_budget']:.3f} | "
-                     f"{m['measured_over_predicted']:.3f} |")
+                     f"{m['measured_over_predicted']:.3f} | {100 * m['knn_fp32']:.1f}% -> "
+                     f"{100 * m['knn_int8']:.1f}% |")
     worst = max(m["measured_over_budget"] for m in r["members"])
     lines += ["", f"Budget {r['latency_ms_budget']:g} ms INT8; goal: every member measured at "
                   f"most {r['goal_measured_over_budget']:g}x the budget: "

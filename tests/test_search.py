@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,6 +106,31 @@ def test_search_writes_every_output_within_budget(cli, supernet_ckpt, tmp_path):
     r = cli("eval", out / "best.ckpt", "--data", "digits", "--protocol", "knn", "--json")
     assert r.code == 0, r
     assert json.loads(r.out)["knn"] == library_eval(out / "best.ckpt", "digits")["knn"]
+    assert not (out / "pareto").exists() and "checkpoint" not in front[0]
+
+
+def test_save_pareto_writes_every_member_as_best_ckpt_is_written(cli, supernet_ckpt, tmp_path):
+    """--save-pareto: pareto/NN.ckpt per member in pareto.json's order, each loading as its own
+    arch; the member that is the pick holds exactly best.ckpt's weights."""
+    out = tmp_path / "s"
+    r = cli("search", "--budget-mflops", "300", "--supernet", supernet_ckpt, *TINY,
+            "--save-pareto", "--out", out, "--json")
+    assert r.code == 0, r
+    front = json.loads((out / "pareto.json").read_text())
+    assert [m["checkpoint"] for m in front] == [f"pareto/{i:02d}.ckpt" for i in range(len(front))]
+    assert sorted(p.name for p in (out / "pareto").iterdir()) == \
+        [Path(m["checkpoint"]).name for m in front]
+    best_model, best, _ = load_model(out / "best.ckpt")
+    picked = 0
+    for m in front:
+        model, ref, meta = load_model(out / m["checkpoint"])
+        assert ref.to_dict() == m["arch"] and meta["score"] == pytest.approx(m["score"])
+        if ref == best:
+            picked += 1
+            a, b = model.state_dict(), best_model.state_dict()
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert picked == 1
+    assert "pareto/NN.ckpt" in (out / "report.md").read_text()
 
 
 def test_latency_budget_holds_for_every_pareto_member(supernet_ckpt, tmp_path):

@@ -54,6 +54,9 @@ def search(
         "--held-out/--no-held-out",
         help="After the search, report the pick's kNN on the data's test (val) split: "
              "reported only, never used to choose.")] = True,
+    save_pareto: Annotated[bool, typer.Option(
+        "--save-pareto", help="Also write pareto/NN.ckpt: every Pareto member as a standalone "
+                              "checkpoint (inherited weights) for export and bench.")] = False,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     out: Annotated[str, typer.Option("--out", help="Output folder.")] = "results/search",
@@ -71,11 +74,13 @@ def search(
     torchrun --nproc-per-node 4 -m edgessl search ...   # sharded
     edgessl search --data digits --data fashion-mnist --data data/fm-footwear \\
         --budget-mflops 400 --out results/per-set     # one search per set + cross.csv
+    edgessl search --latency-table T-int8.json --latency-ms 12 --save-pareto --out r8
+    edgessl export r8/pareto/01.ckpt --onnx --int8 --out exported01
     ```
 
     Writes best.arch.json, best.ckpt, pareto.json/.csv/.png, candidates.csv and report.md
-    into --out (with several --data: one such folder per set, plus cross.csv, cross.json,
-    cross.png and report.md).
+    (with --save-pareto also pareto/NN.ckpt) into --out (with several --data: one such folder
+    per set, plus cross.csv, cross.json, cross.png and report.md).
     """
     from edgessl.search import SearchConfig
     from edgessl.search.run import SearchSession
@@ -88,7 +93,7 @@ def search(
                        population=population, generations=generations, seed=seed,
                        resolution=resolution, proxy_resolution=proxy_resolution, device=device,
                        bank=proxy_bank, val=proxy_val, val_data=val_data,
-                       held_out=held_out)
+                       held_out=held_out, save_pareto=save_pareto)
     if len(sets) > 1:
         _search_scenarios(cfg, sets, json)
         return

@@ -56,9 +56,13 @@ def _write_csv(path: Path, cands: list[Candidate]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def write_pareto(out: Path, pareto: list[Candidate]) -> None:
-    """pareto.json (arch objects) and pareto.csv (arch JSON per row)."""
-    rows = [{**c.row(), "arch": c.arch.to_dict()} for c in pareto]
+def write_pareto(out: Path, pareto: list[Candidate], checkpoints: list[str] | None = None
+                 ) -> None:
+    """pareto.json (arch objects; with ``checkpoints``, each member's checkpoint path relative
+    to ``out``) and pareto.csv (arch JSON per row)."""
+    rows = [{**c.row(), "arch": c.arch.to_dict(),
+             **({"checkpoint": checkpoints[i]} if checkpoints else {})}
+            for i, c in enumerate(pareto)]
     atomic_write_text(out / "pareto.json", json.dumps(rows, indent=1) + "\n")
     _write_csv(out / "pareto.csv", pareto)
 
@@ -166,6 +170,9 @@ def write_report(out: Path, result: SearchResult) -> None:
         lat = "" if c.latency_ms is None else f"{c.latency_ms:.3f}"
         lines.append(f"| {c.score:.4f} | {c.mflops:.1f} | {c.mparams:.2f} | {lat} | "
                      f"`{c.arch}` |")
+    saved = (out / "pareto").is_dir() and bool(result.pareto)
     lines += ["", "Files: `best.arch.json`, `best.ckpt` (standalone, inherited weights, BN "
-              "re-estimated), `pareto.json`, `pareto.csv`, `pareto.png`, `candidates.csv`.", ""]
+              "re-estimated), `pareto.json`, `pareto.csv`, `pareto.png`, `candidates.csv`"
+              + (", `pareto/NN.ckpt` (every member in `pareto.json`'s order, as `best.ckpt`: "
+                 "`edgessl export RESULT/pareto/02.ckpt --onnx`)" if saved else "") + ".", ""]
     atomic_write_text(out / "report.md", "\n".join(lines))

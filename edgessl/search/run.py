@@ -79,6 +79,7 @@ class SearchConfig:
     val: int = 300
     use_labels: bool = True
     held_out: bool = True  # after the search, the pick's kNN on the test split (report only)
+    save_pareto: bool = False  # also pareto/NN.ckpt: every Pareto member, inherited weights
 
     def budget(self) -> Budget:
         return Budget(self.max_mflops, self.max_latency_ms, self.max_mparams)
@@ -237,12 +238,27 @@ def run_search(cfg: SearchConfig,
 
 def write_outputs(out: Path, result: SearchResult, scorer: ProxyScorer, with_latency: bool,
                   cfg: SearchConfig) -> None:
-    """best.arch.json, best.ckpt, pareto.{json,csv,png}, candidates.csv, report.md."""
+    """best.arch.json, best.ckpt, pareto.{json,csv,png}, candidates.csv, report.md; with
+    ``cfg.save_pareto`` also pareto/NN.ckpt, one per Pareto member (pareto.json's order)."""
     from edgessl.checkpoint import save_model
     from edgessl.cost.flops import model_cost
 
+    def save(path: Path, cand: Candidate) -> None:
+        """A standalone checkpoint of ``cand``: inherited weights, BN as the proxy set it."""
+        save_model(path, cand.arch, scorer.subnet(cand.arch).cpu(),
+                   {"source": "search", "score": cand.score, "proxy": scorer.kind,
+                    "proxy_resolution": result.info["proxy_resolution"],
+                    "train_resolution": result.info["proxy_resolution"],
+                    "supernet": result.info["supernet"], "mflops": cand.mflops})
+
     out.mkdir(parents=True, exist_ok=True)
-    write_pareto(out, result.pareto)
+    members = None
+    if cfg.save_pareto:
+        (out / "pareto").mkdir(exist_ok=True)
+        members = [f"pareto/{i:02d}.ckpt" for i in range(len(result.pareto))]
+        for name, cand in zip(members, result.pareto, strict=True):
+            save(out / name, cand)
+    write_pareto(out, result.pareto, members)
     write_candidates(out, result.candidates)
     x = "latency" if with_latency and cfg.max_latency_ms is not None else "mflops"
     baselines = {}
@@ -258,12 +274,6 @@ def write_outputs(out: Path, result: SearchResult, scorer: ProxyScorer, with_lat
                     baselines, "kNN accuracy (proxy)" if scorer.kind == "knn"
                     else "CKA with largest subnet (proxy)")
     if result.best is not None:
-        best = result.best
-        best.arch.save(out / "best.arch.json")
-        net = scorer.subnet(best.arch).cpu()
-        save_model(out / "best.ckpt", best.arch, net,
-                   {"source": "search", "score": best.score, "proxy": scorer.kind,
-                    "proxy_resolution": result.info["proxy_resolution"],
-                    "train_resolution": result.info["proxy_resolution"],
-                    "supernet": result.info["supernet"], "mflops": best.mflops})
+        result.best.arch.save(out / "best.arch.json")
+        save(out / "best.ckpt", result.best)
     write_report(out, result)
