@@ -25,6 +25,12 @@ from pathlib import Path
 from typing import Any
 
 
+def fail(message: str) -> None:
+    """Bad input to a benchmark: one line on stderr, exit code 2, before any work."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def command_line(args: list[Any]) -> str:
     """The shell form of ``edgessl ARGS`` (what a user would type)."""
     return "edgessl " + " ".join(shlex.quote(str(a)) for a in args)

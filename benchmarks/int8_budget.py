@@ -27,20 +27,17 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _machine import machine, publish, repo_relative, today  # noqa: E402
-from _runs import command_line, edgessl, last_json  # noqa: E402
+from _runs import command_line, edgessl, fail, last_json  # noqa: E402
+
+from edgessl.cost.latency import LatencyTable  # noqa: E402
+from edgessl.errors import BadInput  # noqa: E402
 
 GOAL = 1.1  # measured / budget
 
 
-def fail(message: str) -> None:
-    """One line on stderr and exit code 2 (bad input), before any work."""
-    print(f"int8_budget.py: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-def default_budget(table: dict, resolution: int) -> float:
+def default_budget(table: LatencyTable, resolution: int) -> float:
     """Median measured ms of the table's held-out subnets at ``resolution``."""
-    ms = [n["measured"]["median_ms"] for n in table.get("networks", [])
+    ms = [n["measured"]["median_ms"] for n in table.networks
           if n.get("role") == "validate" and n["arch"].get("resolution") == resolution]
     if not ms:
         fail(f"--table has no held-out subnets at {resolution} px: give --latency-ms")
@@ -67,14 +64,13 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="put the table into BENCHMARKS.md")
     args = ap.parse_args()
     table_path = Path(args.table)
-    if not table_path.is_file():
-        fail(f"--table {args.table}: no such file")
     try:
-        table = json.loads(table_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        fail(f"--table {args.table}: not JSON ({exc.__class__.__name__})")
-    if table.get("dtype") != "int8":
-        fail(f"--table {args.table} is a {table.get('dtype')!r} table: this check is for INT8")
+        table = LatencyTable.load(table_path)
+    except BadInput as exc:
+        fail(f"--table: {exc}")
+    meta = table.meta
+    if meta.get("dtype") != "int8":
+        fail(f"--table {args.table} is a {meta.get('dtype')!r} table: this check is for INT8")
     if args.members < 1:
         fail(f"--members {args.members} must be at least 1")
     budget = args.latency_ms if args.latency_ms is not None \
@@ -108,10 +104,10 @@ def main() -> None:
         edgessl(cmd, log)
         exports.append(command_line(cmd))
         files.append(out / "model_int8.onnx")
-    timing = table["timing"]
-    bench_cmd = ["bench", files[0], "--backend", table["backend"], "--threads", table["threads"],
-                 "--batch", table["batch"], "--resolution", args.resolution,
-                 "--clock", table.get("clock", "auto"),
+    timing = meta["timing"]
+    bench_cmd = ["bench", files[0], "--backend", meta["backend"], "--threads", meta["threads"],
+                 "--batch", meta["batch"], "--resolution", args.resolution,
+                 "--clock", meta.get("clock", "auto"),
                  "--runs", timing.get("net_runs", 100), "--rounds", timing.get("rounds", 10),
                  "--warmup", timing.get("warmup", 10), "--json"]
     if len(files) > 1:
@@ -126,8 +122,8 @@ def main() -> None:
              "knn_fp32": q["check"]["knn"]["fp32"],
              "knn_int8": q["files"]["model_int8.onnx"]["check"]["knn"]}
             for m, ms, e, q in zip(members, measured, exports, int8, strict=True)]
-    result = {"table": repo_relative(table_path), "table_device": table.get("device"),
-              "table_date": table.get("date"), "dtype": table["dtype"],
+    result = {"table": repo_relative(table_path), "table_device": meta.get("device"),
+              "table_date": meta.get("date"), "dtype": meta["dtype"],
               "latency_ms_budget": budget, "goal_measured_over_budget": GOAL,
               "met": all(r["measured_over_budget"] <= GOAL for r in rows),
               "report_says_int8": "**INT8**" in report, "search": {

@@ -23,15 +23,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 from _machine import machine, publish, repo_relative, today
+from _runs import fail
 
-from edgessl.deploy.int8 import (
-    _chunk,
-    _input_name,
-    _quiet,
-    _Reader,
-    calibration_images,
-    pool_rewrite,
-)
+from edgessl.deploy.int8 import calibration_images, pool_rewrite, quantize_model
 from edgessl.runtime.sessions import OrtSession
 from edgessl.runtime.timer import summarize, time_interleaved
 from edgessl.utils import atomic_write_text
@@ -46,7 +40,7 @@ def depthwise(model: onnx.ModelProto) -> list[str]:
 
 
 def variants(model: onnx.ModelProto) -> dict[str, dict]:
-    """quantize_static keyword arguments per variant (empty: what export --int8 does)."""
+    """``quantize_model``'s ``keep_float`` per variant (empty: what export --int8 does)."""
     dw = depthwise(model)
     return {"full INT8 (export --int8)": {},
             "depthwise convs fp32": {"nodes_to_exclude": dw},
@@ -67,34 +61,21 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="put the table into BENCHMARKS.md")
     args = ap.parse_args()
     if not Path(args.model).is_file():
-        print(f"int8_variants.py: --model {args.model}: no such file", file=sys.stderr)
-        raise SystemExit(2)
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
+        fail(f"--model {args.model}: no such file")
     prepared, _ = pool_rewrite(onnx.load(args.model))
     side = prepared.graph.input[0].type.tensor_type.shape.dim[-1].dim_value
     x = np.ascontiguousarray(calibration_images("fashion-mnist-sample", args.calib_images,
                                                 side)[:, None], dtype=np.float32)
     files = {"fp32": args.model}
     with tempfile.TemporaryDirectory(prefix="edgessl-int8v-") as tmp:
-        src = Path(tmp) / "prepared.onnx"
-        onnx.save(prepared, str(src))
-        for i, (name, kw) in enumerate(variants(prepared).items()):
+        for i, (name, keep) in enumerate(variants(prepared).items()):
             files[name] = str(Path(tmp) / f"v{i}.onnx")
-            with _quiet():
-                quantize_static(str(src), files[name], _Reader(_input_name(prepared), x),
-                                quant_format=QuantFormat.QDQ, per_channel=True,
-                                activation_type=QuantType.QUInt8,
-                                weight_type=QuantType.QInt8,
-                                calibrate_method=CalibrationMethod.MinMax,
-                                extra_options={"ActivationSymmetric": False,
-                                               "WeightSymmetric": True, "QuantizeBias": True,
-                                               "CalibStridedMinMax": _chunk(len(x))}, **kw)
+            quantize_model(prepared, files[name], x, "u8s8", "minmax", keep)
         sessions = {k: OrtSession(v, threads=1) for k, v in files.items()}
         timed = time_interleaved(sessions, args.runs, args.rounds, args.warmup, "cpu")
-    base = summarize(timed["fp32"])["median_ms"]
-    rows = [{"variant": k, "median_ms": summarize(t)["median_ms"],
-             "speedup_vs_fp32": base / summarize(t)["median_ms"]} for k, t in timed.items()]
+    median = {k: summarize(t)["median_ms"] for k, t in timed.items()}
+    rows = [{"variant": k, "median_ms": ms, "speedup_vs_fp32": median["fp32"] / ms}
+            for k, ms in median.items()]
     result = {"model": repo_relative(args.model), "resolution": side, "rows": rows,
               "command": "python benchmarks/int8_variants.py " + " ".join(sys.argv[1:]),
               "date": today(), "machine": machine()}

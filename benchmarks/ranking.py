@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _machine import machine, publish, repo_relative, today  # noqa: E402
-from _runs import ResultCache, edgessl, evaluate, logged_hours, train_once  # noqa: E402
+from _runs import ResultCache, edgessl, evaluate, fail, logged_hours, train_once  # noqa: E402
 
 # name -> settings; every key is also a command-line option
 PRESETS = {
@@ -218,12 +218,6 @@ def main() -> None:
                      f"standalone kNN {100 * r['standalone_knn']:.2f} -> "
                      f"{100 * r['rerun_knn']:.2f} ({100 * r['difference']:+.2f} points).")
     publish("ranking", lines, args.write)
-
-
-def fail(message: str) -> None:
-    """Bad input: one line on stderr, exit code 2."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def seed_noise(reproductions: list[dict]) -> float | None:

@@ -221,10 +221,13 @@ def _input_name(model: onnx.ModelProto) -> str:
 
 
 def quantize_model(model: onnx.ModelProto, out: str | Path, inputs: np.ndarray,
-                   scheme: str = "u8s8", method: str = "minmax") -> dict[str, Any]:
+                   scheme: str = "u8s8", method: str = "minmax",
+                   keep_float: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """Quantize ``model`` (fp32 ONNX) with calibration ``inputs`` (N model inputs: shape
     (N, *input shape)) and write the QDQ model to ``out`` atomically; returns what was done
-    (scheme, method, rewrites) for ``export.json``."""
+    (scheme, method, rewrites) for ``export.json``. ``keep_float`` (mixed-precision
+    experiments, ``benchmarks/int8_variants.py``; export never sets it): quantize_static's
+    ``nodes_to_exclude`` and/or ``op_types_to_quantize``."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -248,7 +251,7 @@ def quantize_model(model: onnx.ModelProto, out: str | Path, inputs: np.ndarray,
         def write(path: Path) -> None:
             quantize_static(str(src), str(path), reader, quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=act, weight_type=QuantType.QInt8,
-                            calibrate_method=calib, extra_options=extra)
+                            calibrate_method=calib, extra_options=extra, **(keep_float or {}))
 
         try:
             with _quiet():

@@ -128,7 +128,7 @@ def _latency_lines(info: dict[str, Any]) -> list[str]:
             f"{lat.get('device')}); every latency below is {dtype}"]
 
 
-def write_report(out: Path, result: SearchResult) -> None:
+def write_report(out: Path, result: SearchResult, pareto_saved: bool = False) -> None:
     info = result.info
     unit = str((info.get("latency_settings") or {}).get("dtype") or "").upper()  # INT8, ...
     lines = ["# edgessl search report", ""]
@@ -170,9 +170,9 @@ def write_report(out: Path, result: SearchResult) -> None:
         lat = "" if c.latency_ms is None else f"{c.latency_ms:.3f}"
         lines.append(f"| {c.score:.4f} | {c.mflops:.1f} | {c.mparams:.2f} | {lat} | "
                      f"`{c.arch}` |")
-    saved = (out / "pareto").is_dir() and bool(result.pareto)
     lines += ["", "Files: `best.arch.json`, `best.ckpt` (standalone, inherited weights, BN "
               "re-estimated), `pareto.json`, `pareto.csv`, `pareto.png`, `candidates.csv`"
               + (", `pareto/NN.ckpt` (every member in `pareto.json`'s order, as `best.ckpt`: "
-                 "`edgessl export RESULT/pareto/02.ckpt --onnx`)" if saved else "") + ".", ""]
+                 "`edgessl export RESULT/pareto/02.ckpt --onnx`)" if pareto_saved else "")
+              + ".", ""]
     atomic_write_text(out / "report.md", "\n".join(lines))

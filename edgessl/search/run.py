@@ -243,9 +243,13 @@ def write_outputs(out: Path, result: SearchResult, scorer: ProxyScorer, with_lat
     from edgessl.checkpoint import save_model
     from edgessl.cost.flops import model_cost
 
+    nets: dict = {}  # the pick is also a Pareto member: extract and re-estimate BN once
+
     def save(path: Path, cand: Candidate) -> None:
         """A standalone checkpoint of ``cand``: inherited weights, BN as the proxy set it."""
-        save_model(path, cand.arch, scorer.subnet(cand.arch).cpu(),
+        if cand.arch not in nets:
+            nets[cand.arch] = scorer.subnet(cand.arch).cpu()
+        save_model(path, cand.arch, nets[cand.arch],
                    {"source": "search", "score": cand.score, "proxy": scorer.kind,
                     "proxy_resolution": result.info["proxy_resolution"],
                     "train_resolution": result.info["proxy_resolution"],
@@ -276,4 +280,4 @@ def write_outputs(out: Path, result: SearchResult, scorer: ProxyScorer, with_lat
     if result.best is not None:
         result.best.arch.save(out / "best.arch.json")
         save(out / "best.ckpt", result.best)
-    write_report(out, result)
+    write_report(out, result, pareto_saved=bool(members))
