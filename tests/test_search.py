@@ -113,13 +113,16 @@ def test_save_pareto_writes_every_member_as_best_ckpt_is_written(cli, supernet_c
     """--save-pareto: pareto/NN.ckpt per member in pareto.json's order, each loading as its own
     arch; the member that is the pick holds exactly best.ckpt's weights."""
     out = tmp_path / "s"
+    (out / "pareto").mkdir(parents=True)
+    (out / "pareto" / "97.ckpt").write_text("an earlier run's larger front")  # must go
+    (out / "pareto" / "notes.txt").write_text("the user's")  # not ours: must stay
     r = cli("search", "--budget-mflops", "300", "--supernet", supernet_ckpt, *TINY,
             "--save-pareto", "--out", out, "--json")
     assert r.code == 0, r
     front = json.loads((out / "pareto.json").read_text())
     assert [m["checkpoint"] for m in front] == [f"pareto/{i:02d}.ckpt" for i in range(len(front))]
     assert sorted(p.name for p in (out / "pareto").iterdir()) == \
-        [Path(m["checkpoint"]).name for m in front]
+        [Path(m["checkpoint"]).name for m in front] + ["notes.txt"]
     best_model, best, _ = load_model(out / "best.ckpt")
     picked = 0
     for m in front:

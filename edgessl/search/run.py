@@ -262,6 +262,9 @@ def write_outputs(out: Path, result: SearchResult, scorer: ProxyScorer, with_lat
         members = [f"pareto/{i:02d}.ckpt" for i in range(len(result.pareto))]
         for name, cand in zip(members, result.pareto, strict=True):
             save(out / name, cand)
+        for stale in (out / "pareto").glob("[0-9][0-9].ckpt"):  # an earlier, larger front's
+            if f"pareto/{stale.name}" not in members:
+                stale.unlink()
     write_pareto(out, result.pareto, members)
     write_candidates(out, result.candidates)
     x = "latency" if with_latency and cfg.max_latency_ms is not None else "mflops"
