@@ -267,6 +267,29 @@ def test_graph_does_not_depend_on_calibration_values(tmp_path, kind):
                                                      strict=True))
 
 
+def test_keep_float_leaves_the_named_convs_in_fp32(tmp_path):
+    """quantize_model's keep_float (benchmarks/int8_variants.py's mixed precision) reaches
+    quantize_static: excluded depthwise convs keep float weights, every other conv reads its
+    weights through DequantizeLinear; without it every conv does."""
+    torch.manual_seed(0)
+    model = onnx_model(build_network(get_space("mobilenet").smallest(128)).eval(),
+                       (1, 3, RES, RES))
+    dw = {n.name for n in model.graph.node if n.op_type == "Conv"
+          and next((a.i for a in n.attribute if a.name == "group"), 1) > 1}
+    assert dw
+    x = q.random_calibration((1, 3, RES, RES))
+
+    def float_convs(path):
+        g = onnx.load(str(path)).graph
+        dq = {o for n in g.node if n.op_type == "DequantizeLinear" for o in n.output}
+        return {n.name for n in g.node if n.op_type == "Conv" and n.input[1] not in dq}
+
+    q.quantize_model(model, tmp_path / "full.onnx", x)
+    q.quantize_model(model, tmp_path / "mixed.onnx", x, keep_float={"nodes_to_exclude": list(dw)})
+    assert float_convs(tmp_path / "full.onnx") == set()
+    assert float_convs(tmp_path / "mixed.onnx") == dw
+
+
 def test_pool_rewrite_is_exact(tmp_path):
     module, shape, _ = _block("se")
     model = onnx_model(module, shape)
