@@ -182,7 +182,8 @@ def table(result: dict) -> list[str]:
     by: dict[str, list[dict]] = {}
     for row in result["rows"]:
         by.setdefault(row["network"], []).append(row)
-    lines = [f"`{result['command']}` on {result['date']}; {result['machine']}. Every trained "
+    lines = ["## Headline: searched vs handcrafted on Fashion-MNIST", "",
+             f"`{result['command']}` on {result['date']}; {result['machine']}. Every trained "
              f"network: the default `edgessl train` recipe, {result['budget_images']} images "
              f"at {result['resolution']} px; kNN (k=20) and linear probe on frozen features, "
              f"`{result['data']}` test split. Search: `{result['search']['command']}` "
@@ -199,6 +200,33 @@ def table(result: dict) -> list[str]:
                      f"{r0['mflops_train_res']:.1f} | {r0['mflops_224']:.1f} | "
                      f"{r0['params_m']:.2f} | {r0['latency_ms']:.2f} | "
                      f"{mean('train_seconds') / 60:.1f} |")
+    return lines + ["", *verdict(by)]
+
+
+def verdict(by: dict[str, list[dict]]) -> list[str]:
+    """The claim, read off the rows: the searched network retrained from scratch (same recipe
+    and budget as every handcrafted one) against each handcrafted network, as differences of
+    seed means with the seed range, and the cost ratios. "Ahead"/"behind" only when the two
+    networks' per-seed kNN ranges do not overlap; otherwise "within seed noise"."""
+    ours = by.get("searched (retrained)")
+    if not ours:
+        return []
+    lo, hi = min(r["knn"] for r in ours), max(r["knn"] for r in ours)
+    mean = lambda rs, k: sum(r[k] for r in rs) / len(rs)  # noqa: E731
+    lines = ["**The claim, read off this table** (searched network retrained from scratch vs "
+             "each handcrafted one; differences of seed means, kNN then linear; \"ahead\" or "
+             "\"behind\" only where the per-seed kNN ranges do not overlap):", ""]
+    for name, rs in by.items():
+        if name.startswith("searched"):
+            continue
+        b_lo, b_hi = min(r["knn"] for r in rs), max(r["knn"] for r in rs)
+        word = ("ahead" if lo > b_hi else "behind" if hi < b_lo else "within seed noise")
+        d_knn = 100 * (mean(ours, "knn") - mean(rs, "knn"))
+        d_lin = 100 * (mean(ours, "linear") - mean(rs, "linear"))
+        flops = ours[0]["mflops_224"] / rs[0]["mflops_224"]
+        lat = ours[0]["latency_ms"] / rs[0]["latency_ms"]
+        lines.append(f"- vs {name}: kNN {d_knn:+.2f}, linear {d_lin:+.2f} points ({word}); "
+                     f"{flops:.2f}x its MFLOPs at 224, {lat:.2f}x its latency.")
     return lines
 
 

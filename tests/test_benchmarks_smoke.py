@@ -103,3 +103,11 @@ def test_headline_smoke_writes_every_network_with_costs_and_latency(supernet, tm
     for key in ("knn", "linear", "mflops_224", "mflops_train_res", "params_m", "latency_ms"):
         assert f'"{key}' in text, key
     assert "mobilenet_v3_small" in text and "searched" in text
+    # the printed section starts with its heading (write_section replaces it) and states the
+    # claim per handcrafted network from the rows: searched (retrained) minus it, in points
+    assert r.stdout.lstrip().startswith("## Headline") or "\n## Headline" in r.stdout
+    rows = {row["network"]: row for row in result["rows"]}
+    ours, theirs = rows["searched (retrained)"], rows["mobilenet_v3_small"]
+    d_knn = 100 * (ours["knn"] - theirs["knn"])
+    d_lin = 100 * (ours["linear"] - theirs["linear"])
+    assert f"- vs mobilenet_v3_small: kNN {d_knn:+.2f}, linear {d_lin:+.2f} points (" in r.stdout

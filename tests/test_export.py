@@ -224,3 +224,33 @@ def test_more_bad_input_exits_2_before_exporting(cli, tmp_path, args, needle):
     assert r.code == 2 and needle in r.err, (args, r)
     assert r.err.startswith("error: ") and r.err.count("\n") == 1 and r.out == "", r
     assert not (tmp_path / "E").exists()
+
+
+def test_reused_torchlib_registry_writes_the_same_model_and_leaks_nothing():
+    """onnx_model builds the exporter's ATen->ONNX registry once and hands out copies: the file
+    must equal what torch's own path writes, a copy mutated by one caller (as a
+    custom_translation_table does) must not reach the next, and torch's method is restored."""
+    import torch
+    from torch.onnx._internal.exporter import _registration
+
+    block = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8),
+                                torch.nn.Hardswish(), torch.nn.AdaptiveAvgPool2d(1),
+                                torch.nn.Flatten()).eval()
+    original = _registration.ONNXRegistry.__dict__["from_torchlib"]
+    reused = donnx.onnx_model(block, (1, 3, 16, 16))
+    assert _registration.ONNXRegistry.__dict__["from_torchlib"] is original
+    plain = torch.onnx.export(block, (torch.zeros(1, 3, 16, 16),), dynamo=True,
+                              opset_version=donnx.DEFAULT_OPSET, input_names=["input"],
+                              output_names=["features"], verbose=False).model_proto
+    assert reused.graph.SerializeToString() == plain.graph.SerializeToString()
+
+    with donnx._reused_torchlib_registry():
+        first = _registration.ONNXRegistry.from_torchlib(donnx.DEFAULT_OPSET)
+        key = next(iter(first.functions))
+        first.functions[key].clear()
+        first.functions["edgessl::stray"] = []
+        second = _registration.ONNXRegistry.from_torchlib(donnx.DEFAULT_OPSET)
+    assert second is not first and second.functions[key] and \
+        "edgessl::stray" not in second.functions
+    assert donnx.onnx_model(block, (1, 3, 16, 16)).graph.SerializeToString() == \
+        plain.graph.SerializeToString()
