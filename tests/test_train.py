@@ -168,3 +168,29 @@ def test_default_training_resolution_follows_the_image_size(native, expected):
     from edgessl.train import default_resolution
 
     assert default_resolution(native) == expected
+
+
+def test_supernet_init_from_starts_from_that_supernet(cli, tmp_path, trained_run):  # noqa: F811
+    """--init-from on a supernet run takes the backbone of a supernet of the same space (e.g.
+    the shipped one, to continue it on new data or at another resolution); another space is
+    refused with one line naming the file."""
+    from edgessl.checkpoint import load_network
+    from edgessl.train.model import build_ssl_model
+
+    ckpt = trained_run / "last.ckpt"
+    source = load_network(ckpt, supernet=True).module.state_dict()
+    model, ref = build_ssl_model("mobilenet", None, "vicreg", init=str(ckpt))
+    started = model.backbone.state_dict()
+    assert ref is None and started.keys() == source.keys()
+    assert all(torch.equal(started[k], source[k]) for k in source)
+    fresh = build_ssl_model("mobilenet", None, "vicreg")[0].backbone.state_dict()
+    assert any(not torch.equal(fresh[k], source[k]) for k in source)
+
+    r = cli("train", *TINY, "--init-from", ckpt, "--max-steps", "1", "--out", tmp_path / "C",
+            "--json")
+    assert r.code == 0, r
+    assert json.loads((tmp_path / "C" / "config.json").read_text())["init_from"] == str(ckpt)
+    r = cli("train", *TINY, "--space", "resnet", "--init-from", ckpt, "--max-steps", "1",
+            "--out", tmp_path / "D")
+    _one_line(r, ckpt, "'mobilenet'", "'resnet'")
+    assert not (tmp_path / "D" / "last.ckpt").exists()

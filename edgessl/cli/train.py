@@ -32,9 +32,10 @@ def train_cmd(
     arch: Annotated[str | None, typer.Option(
         "--arch", help="Arch JSON file: train this one network standalone.")] = None,
     init_from: Annotated[str | None, typer.Option(
-        "--init-from", help="Checkpoint of the same network (--arch or baseline) to start "
-                            "from instead of a fresh init: fine-tuning, e.g. a search "
-                            "result's best.ckpt.")] = None,
+        "--init-from", help="Checkpoint to start from instead of a fresh init: the same "
+                            "network for --arch or a baseline (fine-tuning, e.g. a search "
+                            "result's best.ckpt), a supernet of the same space for a "
+                            "supernet run (e.g. the shipped one, on your data).")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs (default 10).")] = None,
     batch_size: Annotated[int | None, typer.Option(
         "--batch-size", help="Images per step and process (default 64).")] = None,

@@ -75,13 +75,19 @@ def feature_dim(backbone: nn.Module) -> int:
 
 
 def init_from(backbone: nn.Module, ref: Arch | str | None, path: str) -> None:
-    """Start a standalone network from the weights of checkpoint ``path`` (fine-tuning, e.g.
-    a searched network's inherited weights): it must hold the same network."""
+    """Start from the weights of checkpoint ``path``: a standalone network from the same
+    network (fine-tuning, e.g. a searched network's inherited weights), a supernet from a
+    supernet of the same space (continuing the shipped one on new data or at a new
+    resolution). Only the backbone is taken: heads, optimiser and schedule start afresh."""
     from edgessl.checkpoint import load_network, load_weights
 
     if ref is None:
-        raise BadInput(f"--init-from {path}: a supernet starts from its own initialisation; "
-                       "--init-from applies to --arch or --space baseline:NAME")
+        source = load_network(path, supernet=True)
+        if source.space != backbone.space.name:
+            raise BadInput(f"--init-from {path} holds a {source.space!r} supernet, not the "
+                           f"{backbone.space.name!r} one trained here (--space)")
+        load_weights(backbone, source.module.state_dict(), path)
+        return
     source = load_network(path)
     if source.ref != ref:
         raise BadInput(f"--init-from {path} holds {source.name}, not the network trained "
