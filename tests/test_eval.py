@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from conftest import library_eval
 from test_train_fixtures import trained_run  # noqa: F401 - fixture
 
 from edgessl.checkpoint import save_model
-from edgessl.evaluate import knn_accuracy, linear_probe_accuracy, recalibrate_bn
+from edgessl.evaluate import knn_accuracy, knn_vote_share, linear_probe_accuracy, recalibrate_bn
 from edgessl.spaces import get_space
 from edgessl.supernet import Supernet
 
@@ -34,6 +35,25 @@ def test_knn_weights_votes_by_similarity():
     query = torch.tensor([[1.0, 0.05]])
     # plain majority of 3 would say 1; similarity-weighted votes say 0
     assert knn_accuracy(train, labels, query, torch.tensor([0]), k=3, temperature=0.07) == 1.0
+
+
+def test_knn_vote_share_sees_confidence_that_accuracy_cannot():
+    """The search's proxy: the true class's share of the weighted vote. With a quarter of the
+    bank's labels flipped to one wrong class, the majority still wins (accuracy stays 1.0)
+    but the share drops to about 0.75; and the exact share for a hand-made vote."""
+    (xtr, ytr), (xte, yte) = _clusters(400, 0), _clusters(40, 1)
+    assert knn_vote_share(xtr, ytr, xte, yte, k=20, temperature=1.0) > 0.99
+    noisy = ytr.clone()
+    flip = (torch.arange(400) // 4) % 4 == 0  # every 4th image of each class -> the next
+    noisy[flip] = (noisy[flip] + 1) % 4
+    assert knn_accuracy(xtr, noisy, xte, yte, k=20, temperature=1.0) == 1.0
+    share = knn_vote_share(xtr, noisy, xte, yte, k=20, temperature=1.0)
+    assert 0.6 < share < 0.9
+    train = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    got = knn_vote_share(train, torch.tensor([0, 0, 1]), torch.tensor([[1.0, 0.0]]),
+                         torch.tensor([0]), k=3, temperature=1.0)
+    e = torch.tensor(1.0).exp()
+    assert got == pytest.approx(float(2 * e / (2 * e + 1)), rel=1e-5)
 
 
 def test_recalibrate_bn_estimates_data_statistics():

@@ -26,6 +26,7 @@ from edgessl.evaluate.metrics import (
     PROBES,
     extract_features,
     knn_accuracy,
+    knn_vote_share,
     linear_probe_accuracy,
     recalibrate_bn,
 )
@@ -129,5 +130,5 @@ def evaluate_backbone(model: nn.Module, data: str, resolution: int, protocol: st
 
 
 __all__ = ["BANK_SIZE", "PROBES", "PROTOCOLS", "STAGES", "TEST_SIZE", "check_eval_options",
-           "evaluate_backbone", "extract_features", "knn_accuracy", "linear_probe_accuracy",
-           "load_backbone", "recalibrate_bn"]
+           "evaluate_backbone", "extract_features", "knn_accuracy", "knn_vote_share",
+           "linear_probe_accuracy", "load_backbone", "recalibrate_bn"]

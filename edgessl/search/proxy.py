@@ -1,8 +1,10 @@
 """Proxy accuracy of a sub-network, scored with the supernet's inherited weights.
 
 Each candidate is extracted from the supernet and its BatchNorm statistics are re-estimated on
-a few fixed batches; then, when the data has labels, its score is the kNN accuracy of its
-features on a held-out validation split carved from the *training* images (the test split is
+a few fixed batches; then, when the data has labels, its score is the weighted kNN's mean vote
+share for the true class (a continuous form of kNN accuracy: on a few hundred images it ranks
+networks as test accuracy does about twice as well as accuracy itself, BENCHMARKS.md "Proxy
+noise") on a held-out validation split carved from the *training* images (the test split is
 never looked at); without labels, the score is the linear CKA between its embeddings and the
 largest subnet's on the same images (agreement with the teacher, as in label-free NAS).
 Scores are cached by Arch.
@@ -19,7 +21,7 @@ import torch
 from edgessl.arch import Arch
 from edgessl.checkpoint import load_network
 from edgessl.errors import BadInput
-from edgessl.evaluate import knn_accuracy, recalibrate_bn
+from edgessl.evaluate import knn_vote_share, recalibrate_bn
 from edgessl.models import EdgeNet
 from edgessl.supernet import Supernet
 
@@ -57,7 +59,7 @@ class ProxyData:
 
 
 def prepare_proxy_data(data: str, resolution: int, bank: int = 500, val: int = 300,
-                       calib_batches: int = 2, batch_size: int = 64, seed: int = 0,
+                       calib_batches: int = 4, batch_size: int = 64, seed: int = 0,
                        use_labels: bool = True, val_data: str | None = None) -> ProxyData:
     """Fixed tensors from the *train* split of ``data`` (``DATA/train`` of a train/val layout;
     all of ``data`` when ``val_data`` names its validation folder, which the search never
@@ -115,8 +117,8 @@ class ProxyScorer:
             val = self._features(net, self.data.val_x)
             if self.data.labelled:
                 bank = self._features(net, self.data.bank_x)
-                s = knn_accuracy(bank, self.data.bank_y, val, self.data.val_y, self.k,
-                                 self.temperature)
+                s = knn_vote_share(bank, self.data.bank_y, val, self.data.val_y, self.k,
+                                   self.temperature)
             else:
                 if self._teacher is None:
                     space = self.supernet.space

@@ -278,7 +278,7 @@ def write_outputs(out: Path, result: SearchResult, scorer: ProxyScorer, with_lat
                 baselines[name] = cost
     if result.candidates:
         plot_pareto(out, result, x, cfg.max_mflops if x == "mflops" else cfg.max_latency_ms,
-                    baselines, "kNN accuracy (proxy)" if scorer.kind == "knn"
+                    baselines, "kNN vote share (proxy)" if scorer.kind == "knn"
                     else "CKA with largest subnet (proxy)")
     if result.best is not None:
         result.best.arch.save(out / "best.arch.json")
