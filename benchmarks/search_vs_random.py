@@ -18,12 +18,14 @@ Raw results go to ``benchmarks/results/search_vs_random-<name>.json``.
 
     python benchmarks/search_vs_random.py --data fashion-mnist            # the default search
     python benchmarks/search_vs_random.py --data /path/to/folder --proxy-data /path/to/folder
+    python benchmarks/search_vs_random.py --jobs 2      # seeds in parallel, one thread each
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 import tempfile
 import time
@@ -96,6 +98,8 @@ def run_seed(args, seed: int) -> dict:
     mflops = {k: space.mflops(a) for k, a in picks.items()}
     beats = float(np.mean(np.array(tests) < pick_test["search"]))
     rho = float(spearmanr(proxy, tests).statistic)
+    print(f"seed {seed}: pick beats {100 * beats:.0f}% of {len(rand)} random subnets, "
+          f"Spearman(proxy, test) {rho:.2f}, {time.time() - t0:.0f} s", flush=True)
     return {"seed": seed, "search_seconds": round(search_s, 1), "evaluations": evaluations,
             "percentile": beats, "spearman_proxy_test": rho,
             "test_knn": pick_test, "mflops": mflops,
@@ -108,6 +112,14 @@ def run_seed(args, seed: int) -> dict:
             "random": [{"arch": a.to_dict(), "mflops": space.mflops(a), "proxy": p,
                         "test_knn": t} for a, p, t in zip(rand, proxy, tests, strict=True)],
             "proxy_kind": session.scorer.kind, "proxy_resolution": session.proxy_res}
+
+
+def _seed_job(job: tuple[argparse.Namespace, int]) -> dict:
+    """One seed in a worker process, on one thread (``--jobs``)."""
+    import torch
+
+    torch.set_num_threads(1)
+    return run_seed(*job)
 
 
 def summarize(name: str, args, runs: list[dict]) -> list[str]:
@@ -152,13 +164,21 @@ def main() -> None:
     p.add_argument("--bank", type=int, default=10000)
     p.add_argument("--test", type=int, default=10000)
     p.add_argument("--name", default=None, help="result name (default: from --data)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="seeds run in parallel processes of one thread each")
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args()
     if args.n_random < 2:
         p.error(f"--n-random {args.n_random} must be at least 2")
+    if args.jobs < 1:
+        p.error(f"--jobs {args.jobs} must be at least 1")
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     name = args.name or Path(args.data).name
-    runs = [run_seed(args, s) for s in seeds]
+    if args.jobs > 1 and len(seeds) > 1:
+        with multiprocessing.get_context("spawn").Pool(min(args.jobs, len(seeds))) as pool:
+            runs = pool.map(_seed_job, [(args, s) for s in seeds])
+    else:
+        runs = [run_seed(args, s) for s in seeds]
     payload = {"name": name, "command": " ".join(sys.argv), "date": today(),
                "machine": machine(), "args": vars(args), "runs": runs}
     if not args.no_write:
