@@ -22,6 +22,8 @@ continues with ``--resume``); every standalone run goes through the CLI, its com
     python benchmarks/ranking.py --reproduce subnet00  # re-run one recorded command, compare
     python benchmarks/ranking.py --reproduce subnet00 --reseed 1  # the same with seed 1:
                                                        # the reference's seed-to-seed noise
+    python benchmarks/ranking.py --rescore --supernet runs/new/last.ckpt  # another supernet
+                                                       # (or proxy) against the same references
 """
 
 from __future__ import annotations
@@ -85,6 +87,10 @@ def main() -> None:
     ap.add_argument("--out", default=None,
                     help="result JSON (default: benchmarks/results/ranking.json; smoke: in --work)")
     ap.add_argument("--write", action="store_true", help="put the table into BENCHMARKS.md")
+    ap.add_argument("--rescore", action="store_true",
+                    help="re-score the proxy and inherited columns of the finished subnets with "
+                         "--supernet and today's proxy; the standalone references are kept "
+                         "(they do not depend on the supernet), so no training runs")
     ap.add_argument("--reproduce", metavar="KEY", default=None,
                     help="re-run the recorded training command of a finished subnet (e.g. "
                          "subnet00) into a new folder, evaluate it the same way, record both")
@@ -128,16 +134,22 @@ def main() -> None:
     recipe = ["--data", p["data"], "--resolution", p["resolution"], "--batch-size",
               p["batch_size"], "--epochs", 1000, "--max-steps", steps, "--seed", args.seed,
               *p["extra"]]
+    def inherited_knn(arch) -> float:
+        net = session.supernet.extract(arch)
+        return evaluate_backbone(net, p["data"], session.proxy_res, "knn", p["bank"], p["test"],
+                                 session.device)["knn"]
+
     rows = []
     for i, arch in enumerate(archs):
         key = f"subnet{i:02d}"
         row = cache.get(key)
-        if row is None or row["arch"] != arch.to_dict():
+        if row is not None and row["arch"] == arch.to_dict() and args.rescore:
+            row = {**row, "proxy": session.scorer.score(arch), "inherited_knn": inherited_knn(arch)}
+            cache.put(key, row)
+        elif row is None or row["arch"] != arch.to_dict():
             arch_file = work / f"{key}.arch.json"
             arch.save(arch_file)
-            net = session.supernet.extract(arch)
-            inherited = evaluate_backbone(net, p["data"], session.proxy_res, "knn", p["bank"],
-                                          p["test"], session.device)["knn"]
+            inherited = inherited_knn(arch)
             command = train_once(["--arch", arch_file, *recipe], work / key, log)
             ev = knn_args(p)
             trained = evaluate(work / key / "last.ckpt", p["data"], log, *ev)

@@ -20,16 +20,19 @@ from edgessl.supernet import Supernet
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def supernet(tmp_path_factory) -> Path:
-    """A random-init mobilenet supernet that records digits as its data (the smoke presets
-    search and evaluate on digits)."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("sn") / "sn.ckpt"
+def _random_supernet(path: Path, seed: int) -> Path:
+    torch.manual_seed(seed)
     save_checkpoint(path, {"format": TRAIN_FORMAT, "kind": "supernet", "space": "mobilenet",
                            "backbone": Supernet(get_space("mobilenet")).state_dict(),
                            "resolution": 32, "config": {"resolution": 32, "data": "digits"}})
     return path
+
+
+@pytest.fixture(scope="module")
+def supernet(tmp_path_factory) -> Path:
+    """A random-init mobilenet supernet that records digits as its data (the smoke presets
+    search and evaluate on digits)."""
+    return _random_supernet(tmp_path_factory.mktemp("sn") / "sn.ckpt", 0)
 
 
 def _run(script: str, *args, in_process: bool = False) -> subprocess.CompletedProcess:
@@ -91,6 +94,17 @@ def test_ranking_smoke_writes_the_fidelity_keys_and_resumes(supernet, tmp_path):
     assert abs(rep["rerun_knn"] - rows[0]["standalone_knn"]) <= 0.015
     # the cost counts every logged command, across invocations: the re-run's too
     assert again["command_hours"] > result["command_hours"]
+    # --rescore: another supernet against the same references, nothing trained again
+    other = _random_supernet(tmp_path / "other.ckpt", 1)
+    r = _run("ranking.py", "--preset", "smoke", "--supernet", other, "--work", work,
+             "--rescore", in_process=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert {p: p.stat().st_mtime_ns for p in work.glob("subnet*/last.ckpt")} == before
+    new = json.loads((work / "ranking.json").read_text())
+    assert new["supernet"].endswith("other.ckpt")
+    for a, b in zip(rows, new["subnets"], strict=True):
+        assert (a["standalone_knn"], a["command"]) == (b["standalone_knn"], b["command"])
+    assert [r["proxy"] for r in rows] != [r["proxy"] for r in new["subnets"]]
 
 
 def test_headline_smoke_writes_every_network_with_costs_and_latency(supernet, tmp_path):
