@@ -127,8 +127,9 @@ def _report(result, out: str, json: bool) -> None:
     elif result.best is not None:
         b = result.best
         lat = "" if b.latency_ms is None else f", {b.latency_ms:.3f} ms predicted"
-        what = {"knn": "kNN vote share", "cka": "CKA"}.get(result.info["proxy"],
-                                                            result.info["proxy"])
+        from edgessl.search.results import PROXY_LABELS
+
+        what = PROXY_LABELS.get(result.info["proxy"], result.info["proxy"])
         console.print(f"best: {b.arch}\n  proxy ({what}) {b.score:.4f} on "
                       f"{result.info['data']}, {b.mflops:.1f} MFLOPs, {b.mparams:.2f} M "
                       f"params{lat}")

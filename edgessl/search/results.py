@@ -14,6 +14,8 @@ import numpy as np
 from edgessl.arch import Arch
 from edgessl.utils import atomic_write, atomic_write_text
 
+PROXY_LABELS = {"knn": "kNN vote share", "cka": "CKA with the largest subnet"}  # proxy kind
+
 
 @dataclass(frozen=True)
 class Candidate:

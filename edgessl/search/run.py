@@ -21,6 +21,7 @@ from edgessl.search.budget import Budget, Constraints
 from edgessl.search.evolution import OBJECTIVES, pareto_mask, run_nsga2
 from edgessl.search.proxy import ProxyScorer, load_supernet, prepare_proxy_data
 from edgessl.search.results import (
+    PROXY_LABELS,
     Candidate,
     SearchResult,
     objectives_matrix,
@@ -278,8 +279,7 @@ def write_outputs(out: Path, result: SearchResult, scorer: ProxyScorer, with_lat
                 baselines[name] = cost
     if result.candidates:
         plot_pareto(out, result, x, cfg.max_mflops if x == "mflops" else cfg.max_latency_ms,
-                    baselines, "kNN vote share (proxy)" if scorer.kind == "knn"
-                    else "CKA with largest subnet (proxy)")
+                    baselines, f"{PROXY_LABELS[scorer.kind]} (proxy)")
     if result.best is not None:
         result.best.arch.save(out / "best.arch.json")
         save(out / "best.ckpt", result.best)
