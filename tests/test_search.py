@@ -207,7 +207,7 @@ def test_shipped_default_supernet_loads_and_slimming_keeps_scores(tmp_path, supe
     from edgessl.search.proxy import ProxyScorer, load_supernet, prepare_proxy_data
 
     net, info = load_supernet(str(default_supernet()))
-    assert info["space"] == "mobilenet" and info["resolution"] == 32
+    assert info["space"] == "mobilenet" and info["resolution"] == 40
     assert default_supernet().stat().st_size < 25e6
     slim = slim_supernet(supernet_ckpt, tmp_path / "slim.ckpt")
     data = prepare_proxy_data("digits", 32, bank=60, val=30)
