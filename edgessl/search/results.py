@@ -141,7 +141,8 @@ def write_report(out: Path, result: SearchResult, pareto_saved: bool = False) ->
               *_latency_lines(info),
               f"- supernet: `{info.get('supernet')}` (trained with {info.get('ssl')} on "
               f"{info.get('supernet_data')})",
-              f"- proxy: {info.get('proxy')} on `{info.get('data')}` "
+              f"- proxy: {PROXY_LABELS.get(info.get('proxy'), info.get('proxy'))} on "
+              f"`{info.get('data')}` "
               f"({info.get('data_reason', 'given')}) at proxy resolution "
               f"{info.get('proxy_resolution')} px (the budget is checked at the deployment "
               "resolution; scoring uses the smaller proxy resolution the supernet was trained "
