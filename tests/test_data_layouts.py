@@ -100,7 +100,7 @@ def test_train_val_layout_through_the_cli(tmp_path, monkeypatch):
                                    "--out", tmp_path / "S")
     assert code == 0, err
     assert recorder.seen == []
-    assert "- proxy: knn" in (tmp_path / "S" / "report.md").read_text()
+    assert "- proxy: kNN vote share" in (tmp_path / "S" / "report.md").read_text()
     # by default the pick is then scored once on val/ (reported, never used to choose)
     code, out, err = run_inprocess("search", "--supernet", tmp_path / "RUN" / "last.ckpt",
                                    "--data", data, *SEARCH, "--json", "--out", tmp_path / "S1")
@@ -124,7 +124,7 @@ def test_train_val_layout_through_the_cli(tmp_path, monkeypatch):
                                    "--no-held-out", "--out", tmp_path / "S2")
     assert code == 0, err
     assert recorder.seen == []
-    assert "- proxy: knn" in (tmp_path / "S2" / "report.md").read_text()
+    assert "- proxy: kNN vote share" in (tmp_path / "S2" / "report.md").read_text()
     code, out, err = run_inprocess("eval", tmp_path / "RUN" / "last.ckpt", "--data",
                                    data / "train", "--val-data", val, "--arch", "smallest",
                                    "--device", "cpu", "--protocol", "knn", "--json")
