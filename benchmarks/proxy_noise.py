@@ -86,7 +86,8 @@ def main() -> None:
     if not src.is_file():
         fail(f"--random {src}: no such file (run benchmarks/search_vs_random.py first)")
     try:
-        runs = json.loads(src.read_text())["runs"]
+        source = json.loads(src.read_text())
+        runs = source["runs"]
         rows = [(r["seed"], x) for r in runs for x in r["random"]]
         archs = [Arch.from_dict(x["arch"]) for _, x in rows]
         test = np.array([x["test_knn"] for _, x in rows], float)
@@ -95,8 +96,7 @@ def main() -> None:
     if args.bank < 20 or args.val < 20:
         fail(f"--bank {args.bank} / --val {args.val}: each must be at least 20")
     seeds = [s for s, _ in rows]
-    ckpt = args.supernet or json.loads(src.read_text())["args"].get("supernet") \
-        or str(default_supernet())
+    ckpt = args.supernet or source.get("args", {}).get("supernet") or str(default_supernet())
     supernet, info = load_supernet(ckpt)
     res = int(info["resolution"] or 32)
     images = open_dataset(args.data, "train")
@@ -104,6 +104,7 @@ def main() -> None:
     perm = np.random.default_rng(0).permutation(len(images))[:need]
     xs, ys = zip(*eval_loader(images.subset(perm), res), strict=True)
     x, y = torch.cat(xs), torch.cat([torch.as_tensor(v) for v in ys]).long()
+    seed_of = np.array(seeds)
     scores: dict[str, list[float]] = {}
     t0 = time.time()
     for i, arch in enumerate(archs):
@@ -117,8 +118,7 @@ def main() -> None:
     table = []
     for name, v in scores.items():
         v = np.array(v)
-        per = [float(spearmanr(v[[j for j, s in enumerate(seeds) if s == seed]],
-                               test[[j for j, s in enumerate(seeds) if s == seed]]).statistic)
+        per = [float(spearmanr(v[seed_of == seed], test[seed_of == seed]).statistic)
                for seed in sorted(set(seeds))]
         table.append({"variant": name, "spearman": float(spearmanr(v, test).statistic),
                       "kendall": float(kendalltau(v, test).statistic),
