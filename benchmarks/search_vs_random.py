@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _machine import machine, publish, today  # noqa: E402
+from _runs import fail  # noqa: E402
 
 from edgessl.evaluate import evaluate_backbone  # noqa: E402
 from edgessl.search import SearchConfig  # noqa: E402
@@ -169,9 +170,9 @@ def main() -> None:
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args()
     if args.n_random < 2:
-        p.error(f"--n-random {args.n_random} must be at least 2")
+        fail(f"--n-random {args.n_random} must be at least 2")
     if args.jobs < 1:
-        p.error(f"--jobs {args.jobs} must be at least 1")
+        fail(f"--jobs {args.jobs} must be at least 1")
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     name = args.name or Path(args.data).name
     if args.jobs > 1 and len(seeds) > 1:
