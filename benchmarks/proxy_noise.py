@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.stats import kendalltau, spearmanr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,19 +46,6 @@ from edgessl.utils import atomic_write_text  # noqa: E402
 CALIB = (128, 256, 1024)
 
 
-def leave_one_out(f: torch.Tensor, y: torch.Tensor, n: int, soft: bool, k: int = 20,
-                  temperature: float = 0.07) -> float:
-    """kNN over the first ``n`` images, each scored against the other n - 1."""
-    f, y = F.normalize(f[:n].float(), dim=1), y[:n]
-    sim = f @ f.t()
-    sim.fill_diagonal_(-2.0)  # below any cosine: never its own neighbour
-    top, idx = sim.topk(k, dim=1)
-    votes = torch.zeros(n, int(y.max()) + 1).scatter_add_(1, y[idx], (top / temperature).exp())
-    if soft:
-        return float((votes.gather(1, y[:, None]).squeeze(1) / votes.sum(1)).mean())
-    return float((votes.argmax(1) == y).float().mean())
-
-
 def variants(f: torch.Tensor, y: torch.Tensor, bank: int, val: int) -> dict[str, float]:
     """Every score of one network's features ``f`` (val images first, then the bank)."""
     vf, vy, bf, by = f[:val], y[:val], f[val:val + bank], y[val:val + bank]
@@ -67,7 +53,8 @@ def variants(f: torch.Tensor, y: torch.Tensor, bank: int, val: int) -> dict[str,
            f"vote share {bank}/{val}": knn_vote_share(bf, by, vf, vy)}
     for n in (bank + val, 1200):
         if n <= len(f):
-            out[f"vote share, leave-one-out {n}"] = leave_one_out(f, y, n, True)
+            out[f"vote share, leave-one-out {n}"] = knn_vote_share(f[:n], y[:n], f[:n], y[:n],
+                                                                    leave_one_out=True)
     return out
 
 

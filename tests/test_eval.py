@@ -56,6 +56,21 @@ def test_knn_vote_share_sees_confidence_that_accuracy_cannot():
     assert got == pytest.approx(float(2 * e / (2 * e + 1)), rel=1e-5)
 
 
+def test_knn_vote_share_leave_one_out_never_counts_the_query_itself():
+    """Scoring a labelled set against itself: without leave-one-out every image is its own
+    nearest neighbour and scores 1; with it, each is judged by its nearest *other* image.
+    Hand-made points (cosines p0-p1 0.8, p1-p3 0.96, p2-p3 0.8): p0 -> p1 right, p1 -> p3
+    wrong, p2 -> p3 right, p3 -> p1 wrong, so exactly 0.5, in any chunking."""
+    f = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [0.6, 0.8]])
+    y = torch.tensor([0, 0, 1, 1])
+    assert knn_vote_share(f, y, f, y, k=1) == pytest.approx(1.0)
+    for chunk in (None, 1, 3):
+        got = knn_vote_share(f, y, f, y, k=1, chunk=chunk, leave_one_out=True)
+        assert got == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="same images"):
+        knn_vote_share(f, y, f[:3], y[:3], leave_one_out=True)
+
+
 def test_recalibrate_bn_estimates_data_statistics():
     net = torch.nn.Sequential(torch.nn.BatchNorm1d(3))
     data = [torch.randn(50, 3) * 2 + 7 for _ in range(4)]

@@ -21,7 +21,7 @@ from edgessl.spaces import get_space
 from edgessl.supernet import Supernet
 
 TINY = ["--population", "6", "--generations", "2", "--proxy-bank", "60", "--proxy-val", "30",
-        "--device", "cpu"]
+        "--refine", "3", "--refine-images", "200", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +109,38 @@ def test_search_writes_every_output_within_budget(cli, supernet_ckpt, tmp_path):
     assert not (out / "pareto").exists() and "checkpoint" not in front[0]
 
 
+def test_refine_rescores_the_top_candidates_and_picks_by_the_refined_score(supernet_ckpt,
+                                                                            tmp_path):
+    """--refine K: exactly the K best by screening score get a refined score (leave-one-out
+    kNN over the pool of *training* images, recomputed here independently), the pick is the
+    best of them by that score, and candidates.csv / the report say so."""
+    from edgessl.search.proxy import ProxyScorer, load_supernet, prepare_proxy_data
+
+    cfg = SearchConfig(out=tmp_path / "r", max_mflops=300, supernet=str(supernet_ckpt),
+                       data="digits", population=6, generations=2, bank=60, val=30, refine=3,
+                       refine_images=150, device="cpu", held_out=False)
+    result = run_search(cfg)
+    by_screen = sorted(result.candidates, key=lambda c: (-c.score, c.mflops))
+    assert [c.refined is not None for c in by_screen] == [True] * 3 + [False] * (len(by_screen) - 3)
+    top = by_screen[:3]
+    assert result.best == max(top, key=lambda c: (c.refined, -c.mflops))
+    data = prepare_proxy_data("digits", 32, bank=60, val=30, pool=150)
+    assert len(data.pool_x) == 150 and data.pool_y is not None
+    fresh = ProxyScorer(load_supernet(str(supernet_ckpt))[0], data)
+    for c in top:
+        assert fresh.refine(c.arch) == pytest.approx(c.refined, abs=1e-6)
+        assert fresh.score(c.arch) == pytest.approx(c.score, abs=1e-6)
+    rows = list(csv.DictReader(open(tmp_path / "r" / "candidates.csv")))
+    assert sum(bool(r["refined"]) for r in rows) == 3
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "the 3 best candidates by screening score re-scored" in report
+    assert f"refined {result.best.refined:.4f}" in report
+    assert result.info["refine"] == {"top": 3, "images": 150}
+    off = run_search(SearchConfig(**{**cfg.__dict__, "out": tmp_path / "o", "refine": 0}))
+    assert off.best == max(off.candidates, key=lambda c: (c.score, -c.mflops))
+    assert off.info["refine"] is None and all(c.refined is None for c in off.candidates)
+
+
 def test_save_pareto_writes_every_member_as_best_ckpt_is_written(cli, supernet_ckpt, tmp_path):
     """--save-pareto: pareto/NN.ckpt per member in pareto.json's order, each loading as its own
     arch; the member that is the pick holds exactly best.ckpt's weights."""
@@ -117,7 +149,7 @@ def test_save_pareto_writes_every_member_as_best_ckpt_is_written(cli, supernet_c
     (out / "pareto" / "97.ckpt").write_text("an earlier run's larger front")  # must go
     (out / "pareto" / "notes.txt").write_text("the user's")  # not ours: must stay
     r = cli("search", "--budget-mflops", "300", "--supernet", supernet_ckpt, *TINY,
-            "--save-pareto", "--out", out, "--json")
+            "--save-pareto", "--refine", "0", "--out", out, "--json")  # pick on the front
     assert r.code == 0, r
     front = json.loads((out / "pareto.json").read_text())
     assert [m["checkpoint"] for m in front] == [f"pareto/{i:02d}.ckpt" for i in range(len(front))]
@@ -181,6 +213,8 @@ def test_search_refuses_standalone_checkpoint(cli, tmp_path):
     (["--population", "2"], "--population 2"),
     (["--proxy-bank", "0"], "--proxy-bank 0"),
     (["--proxy-val", "-5"], "--proxy-val -5"),
+    (["--refine", "-1"], "--refine -1"),
+    (["--refine-images", "5"], "--refine-images 5"),
     (["--proxy-resolution", "0"], "--proxy-resolution 0"),
     (["--proxy-resolution", "-1"], "--proxy-resolution -1"),
     (["--supernet", "{tmp}"], "is a folder"),

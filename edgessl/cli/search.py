@@ -46,6 +46,13 @@ def search(
         "--proxy-bank", help="Training images in the kNN bank (speed vs fidelity).")] = 500,
     proxy_val: Annotated[int, typer.Option(
         "--proxy-val", help="Held-out training images scored per candidate.")] = 300,
+    refine: Annotated[int, typer.Option(
+        "--refine", help="After the evolution, re-score this many best candidates by kNN "
+                         "leave-one-out over --refine-images training images and pick the best "
+                         "of them by that score (0: pick by the screening score).")] = 8,
+    refine_images: Annotated[int, typer.Option(
+        "--refine-images", help="Labelled training images the refine step scores on (all "
+                                "of --data's training split if fewer).")] = 5000,
     resolution: Annotated[int, typer.Option(
         "--resolution", help="Deployment resolution the budget applies at.")] = 224,
     proxy_resolution: Annotated[int | None, typer.Option(
@@ -92,7 +99,8 @@ def search(
                                                    if o.strip()),
                        population=population, generations=generations, seed=seed,
                        resolution=resolution, proxy_resolution=proxy_resolution, device=device,
-                       bank=proxy_bank, val=proxy_val, val_data=val_data,
+                       bank=proxy_bank, val=proxy_val, refine=refine,
+                       refine_images=refine_images, val_data=val_data,
                        held_out=held_out, save_pareto=save_pareto)
     if len(sets) > 1:
         _search_scenarios(cfg, sets, json)
@@ -103,6 +111,10 @@ def search(
         bar.update(0, generations, "sampling")
 
         def update(p: dict) -> None:
+            if "refine" in p:
+                bar.update(generations, generations,
+                           f"refining {p['refine'] + 1}/{p['refine_total']} best")
+                return
             best = p["best"]
             status = (f"{p['evaluated']} scored; best {best.score:.3f} @ {best.mflops:.0f} MFLOPs"
                       if best else f"{p['evaluated']} scored")
@@ -130,7 +142,11 @@ def _report(result, out: str, json: bool) -> None:
         from edgessl.search.results import PROXY_LABELS
 
         what = PROXY_LABELS.get(result.info["proxy"], result.info["proxy"])
-        console.print(f"best: {b.arch}\n  proxy ({what}) {b.score:.4f} on "
+        refine = result.info.get("refine")
+        refined = ("" if b.refined is None else
+                   f"; refined {b.refined:.4f} (leave-one-out on {refine['images']} images, "
+                   f"best of the top {refine['top']})")
+        console.print(f"best: {b.arch}\n  proxy ({what}) {b.score:.4f}{refined} on "
                       f"{result.info['data']}, {b.mflops:.1f} MFLOPs, {b.mparams:.2f} M "
                       f"params{lat}")
         held = result.info.get("held_out")

@@ -67,20 +67,28 @@ def extract_features(model: nn.Module, loader: Iterable, device: torch.device | 
 
 
 def _knn_votes(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor,
-               test_y: torch.Tensor, k: int, temperature: float, chunk: int | None):
+               test_y: torch.Tensor, k: int, temperature: float, chunk: int | None,
+               leave_one_out: bool = False):
     """Yield (votes (n, classes), test labels) per chunk of test images: cosine similarity,
-    the k nearest vote with weight exp(sim / temperature), on ``train_f``'s device."""
+    the k nearest vote with weight exp(sim / temperature), on ``train_f``'s device. With
+    ``leave_one_out`` the test images *are* the bank (same rows) and none is its own
+    neighbour."""
     if k < 1:
         raise BadInput(f"--k {k} must be at least 1")
+    if leave_one_out and len(train_f) != len(test_f):
+        raise ValueError("leave_one_out needs the same images as bank and queries")
     chunk = chunk or max(1, min(1024, 2**28 // max(1, len(train_f))))
     device = train_f.device
     train_f = F.normalize(train_f.float(), dim=1)
     test_f = F.normalize(test_f.float().to(device), dim=1)
     train_y, test_y = train_y.to(device).long(), test_y.to(device).long()
     n_classes = int(max(train_y.max(), test_y.max())) + 1
-    k = min(k, len(train_f))
+    k = min(k, len(train_f) - int(leave_one_out))
     for start in range(0, len(test_f), chunk):
         sim = test_f[start:start + chunk] @ train_f.t()
+        if leave_one_out:  # below any cosine: never its own neighbour
+            rows = torch.arange(len(sim), device=device)
+            sim[rows, rows + start] = -2.0
         top, idx = sim.topk(k, dim=1)
         votes = torch.zeros(len(sim), n_classes, device=device)
         votes.scatter_add_(1, train_y[idx], (top / temperature).exp())
@@ -90,25 +98,30 @@ def _knn_votes(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tenso
 @torch.no_grad()
 def knn_accuracy(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor,
                  test_y: torch.Tensor, k: int = 20, temperature: float = 0.07,
-                 chunk: int | None = None) -> float:
+                 chunk: int | None = None, leave_one_out: bool = False) -> float:
     """Weighted kNN (Wu et al., 2018): cosine similarity, the k nearest vote with weight
     exp(sim / temperature), computed on ``train_f``'s device, ``chunk`` test images at a time
-    (default: a similarity block of at most 2**28 entries, 1 GB). Returns accuracy in [0, 1]."""
+    (default: a similarity block of at most 2**28 entries, 1 GB). Returns accuracy in [0, 1].
+    ``leave_one_out``: as in :func:`knn_vote_share`."""
     correct = sum(int((v.argmax(1) == y).sum())
-                  for v, y in _knn_votes(train_f, train_y, test_f, test_y, k, temperature, chunk))
+                  for v, y in _knn_votes(train_f, train_y, test_f, test_y, k, temperature, chunk,
+                                         leave_one_out))
     return correct / len(test_f)
 
 
 @torch.no_grad()
 def knn_vote_share(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor,
                    test_y: torch.Tensor, k: int = 20, temperature: float = 0.07,
-                   chunk: int | None = None) -> float:
+                   chunk: int | None = None, leave_one_out: bool = False) -> float:
     """The same weighted kNN's mean share of the vote that goes to the true class, in [0, 1]:
     a continuous version of its accuracy. Used to *rank* networks on a few hundred images,
     where accuracy moves in steps of 1/N and most of its differences are sampling noise
-    (BENCHMARKS.md, "Proxy noise": Spearman with test accuracy 0.22 -> 0.55)."""
+    (BENCHMARKS.md, "Proxy noise": Spearman with test accuracy 0.22 -> 0.55).
+    ``leave_one_out``: ``test_*`` are ``train_*`` and each image is scored against the others,
+    so N labelled images give N queries and an N - 1 bank."""
     total = sum(float((v.gather(1, y[:, None]).squeeze(1) / v.sum(1)).sum())
-                for v, y in _knn_votes(train_f, train_y, test_f, test_y, k, temperature, chunk))
+                for v, y in _knn_votes(train_f, train_y, test_f, test_y, k, temperature, chunk,
+                                       leave_one_out))
     return total / len(test_f)
 
 

@@ -7,7 +7,11 @@ networks as test accuracy does about twice as well as accuracy itself, BENCHMARK
 noise") on a held-out validation split carved from the *training* images (the test split is
 never looked at); without labels, the score is the linear CKA between its embeddings and the
 largest subnet's on the same images (agreement with the teacher, as in label-free NAS).
-Scores are cached by Arch.
+
+That screening score is cheap and noisy; the search re-scores its few best candidates with
+:meth:`ProxyScorer.refine`, the same vote share leave-one-out over a larger pool of labelled
+training images (every image a query against all the others), which ranks subnets as test
+accuracy does far more faithfully (BENCHMARKS.md, "Proxy noise"). Scores are cached by Arch.
 """
 
 from __future__ import annotations
@@ -45,13 +49,16 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
 
 @dataclass
 class ProxyData:
-    """Preprocessed tensors for scoring: BN calibration batches, bank and validation split."""
+    """Preprocessed tensors for scoring: BN calibration batches, bank and validation split,
+    and (labelled data only) the larger pool that :meth:`ProxyScorer.refine` scores on."""
 
     calib: list[torch.Tensor]
     bank_x: torch.Tensor
     bank_y: torch.Tensor | None
     val_x: torch.Tensor
     val_y: torch.Tensor | None
+    pool_x: torch.Tensor | None = None
+    pool_y: torch.Tensor | None = None
 
     @property
     def labelled(self) -> bool:
@@ -60,10 +67,12 @@ class ProxyData:
 
 def prepare_proxy_data(data: str, resolution: int, bank: int = 500, val: int = 300,
                        calib_batches: int = 4, batch_size: int = 64, seed: int = 0,
-                       use_labels: bool = True, val_data: str | None = None) -> ProxyData:
+                       use_labels: bool = True, val_data: str | None = None,
+                       pool: int = 0) -> ProxyData:
     """Fixed tensors from the *train* split of ``data`` (``DATA/train`` of a train/val layout;
     all of ``data`` when ``val_data`` names its validation folder, which the search never
-    reads): a kNN bank and a validation split held out of it."""
+    reads): a kNN bank and a validation split held out of it, and with ``pool`` > 0 and
+    labels, up to ``pool`` training images (those two included) for the refine step."""
     from edgessl.data import eval_loader, open_dataset
 
     images = open_dataset(data, "train", val_data)
@@ -73,17 +82,16 @@ def prepare_proxy_data(data: str, resolution: int, bank: int = 500, val: int = 3
     perm = np.random.default_rng(seed).permutation(n)
     n_val = min(val, n // 3)
     n_bank = min(bank, n - n_val)
-    val_set, bank_set = images.subset(perm[:n_val]), images.subset(perm[n_val:n_val + n_bank])
-
-    def tensors(s):
-        xs, ys = zip(*eval_loader(s, resolution, batch_size=256), strict=True)
-        return torch.cat(xs), torch.cat([torch.as_tensor(y) for y in ys])
-
-    bx, by = tensors(bank_set)
-    vx, vy = tensors(val_set)
     labelled = use_labels and images.labelled
+    n_pool = max(min(pool, n), n_val + n_bank) if pool > 0 and labelled else n_val + n_bank
+    xs, ys = zip(*eval_loader(images.subset(perm[:n_pool]), resolution, batch_size=256),
+                 strict=True)
+    x, y = torch.cat(xs), torch.cat([torch.as_tensor(v) for v in ys])
+    vx, vy, bx, by = x[:n_val], y[:n_val], x[n_val:n_val + n_bank], y[n_val:n_val + n_bank]
     calib = list(bx[: calib_batches * batch_size].split(batch_size))
-    return ProxyData(calib, bx, by if labelled else None, vx, vy if labelled else None)
+    if not labelled:
+        return ProxyData(calib, bx, None, vx, None)
+    return ProxyData(calib, bx, by, vx, vy, *((x, y) if pool > 0 else (None, None)))
 
 
 class ProxyScorer:
@@ -96,11 +104,17 @@ class ProxyScorer:
         self.device = torch.device(device)
         self.k, self.temperature = k, temperature
         self.cache: dict[Arch, float] = {}
+        self.refined: dict[Arch, float] = {}
         self._teacher: torch.Tensor | None = None
 
     @property
     def kind(self) -> str:
         return "knn" if self.data.labelled else "cka"
+
+    @property
+    def pool_size(self) -> int:
+        """Images :meth:`refine` scores on (0: no refine step: unlabelled data, or off)."""
+        return 0 if self.data.pool_x is None else len(self.data.pool_x)
 
     def subnet(self, arch: Arch) -> EdgeNet:
         """The standalone subnet with inherited weights and re-estimated BN statistics."""
@@ -127,3 +141,15 @@ class ProxyScorer:
                 s = linear_cka(val, self._teacher)
             self.cache[arch] = float(s)
         return self.cache[arch]
+
+    def refine(self, arch: Arch) -> float:
+        """The careful score: kNN vote share of the true class, leave-one-out over the whole
+        pool (N queries against an N - 1 bank instead of 300 against 500)."""
+        if self.data.pool_x is None:
+            raise ValueError("refine needs labelled proxy data prepared with pool > 0")
+        if arch not in self.refined:
+            f = self._features(self.subnet(arch), self.data.pool_x)
+            self.refined[arch] = float(knn_vote_share(f, self.data.pool_y, f, self.data.pool_y,
+                                                      self.k, self.temperature,
+                                                      leave_one_out=True))
+        return self.refined[arch]

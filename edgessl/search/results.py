@@ -19,18 +19,21 @@ PROXY_LABELS = {"knn": "kNN vote share", "cka": "CKA with the largest subnet"}  
 
 @dataclass(frozen=True)
 class Candidate:
-    """One scored, feasible architecture and its costs."""
+    """One scored, feasible architecture and its costs; ``refined`` is its careful score
+    when it was among the candidates the refine step re-scored."""
 
     arch: Arch
     score: float
     mflops: float
     mparams: float
     latency_ms: float | None = None
+    refined: float | None = None
 
     def row(self) -> dict[str, Any]:
         return {"score": round(self.score, 6), "mflops": round(self.mflops, 3),
                 "mparams": round(self.mparams, 4),
                 "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 4),
+                "refined": None if self.refined is None else round(self.refined, 6),
                 "arch": str(self.arch)}
 
 
@@ -51,7 +54,8 @@ def objectives_matrix(cands: list[Candidate], objectives: tuple[str, ...]) -> np
 
 def _write_csv(path: Path, cands: list[Candidate]) -> None:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["score", "mflops", "mparams", "latency_ms", "arch"])
+    w = csv.DictWriter(buf, fieldnames=["score", "mflops", "mparams", "latency_ms", "refined",
+                                          "arch"])
     w.writeheader()
     for c in cands:
         w.writerow({**c.row(), "arch": c.arch.to_json()})
@@ -92,6 +96,10 @@ def plot_pareto(out: Path, result: SearchResult, x: str, budget: float | None,
     front = sorted(result.pareto, key=lambda c: xs([c])[0])
     ax.plot(xs(front), [c.score for c in front], "o-", color="tab:blue", ms=4,
             label="Pareto front")
+    refined = [c for c in result.candidates if c.refined is not None]
+    if refined:
+        ax.scatter(xs(refined), [c.score for c in refined], s=60, facecolors="none",
+                   edgecolors="tab:orange", zorder=4, label="re-scored (refine)")
     if result.best is not None:
         ax.scatter(xs([result.best]), [result.best.score], marker="*", s=180, color="tab:red",
                    zorder=5, label="best")
@@ -130,6 +138,20 @@ def _latency_lines(info: dict[str, Any]) -> list[str]:
             f"{lat.get('device')}); every latency below is {dtype}"]
 
 
+def _refined(c: Candidate) -> str:
+    return "" if c.refined is None else f" (refined {c.refined:.4f})"
+
+
+def _refine_lines(info: dict[str, Any]) -> list[str]:
+    """How the pick was chosen: by the screening score, or after the refine step."""
+    ref = info.get("refine")
+    if not ref:
+        return ["- pick: the candidate with the best screening score (no refine step)"]
+    return [f"- refine: the {ref['top']} best candidates by screening score re-scored by kNN "
+            f"vote share leave-one-out over {ref['images']} training images; the pick is the "
+            "best of them by that refined score"]
+
+
 def write_report(out: Path, result: SearchResult, pareto_saved: bool = False) -> None:
     info = result.info
     unit = str((info.get("latency_settings") or {}).get("dtype") or "").upper()  # INT8, ...
@@ -151,14 +173,14 @@ def write_report(out: Path, result: SearchResult, pareto_saved: bool = False) ->
               f"{info.get('generations_done')}/{info.get('generations')} generations, "
               f"seed {info.get('seed')}; {len(result.candidates)} distinct candidates scored "
               f"in {info.get('seconds', 0):.0f} s on {info.get('world', 1)} process(es)",
-              ""]
+              *_refine_lines(info), ""]
     if result.best is not None:
         b = result.best
         lat = "" if b.latency_ms is None else (f", predicted {unit + ' ' if unit else ''}"
                                                 f"latency {b.latency_ms:.3f} ms")
         lines += ["## Best", "", f"`{b.arch}`", "",
-                  f"score {b.score:.4f}, {b.mflops:.1f} MFLOPs, {b.mparams:.2f} M params{lat}",
-                  ""]
+                  f"score {b.score:.4f}{_refined(b)}, {b.mflops:.1f} MFLOPs, {b.mparams:.2f} M "
+                  f"params{lat}", ""]
         held = info.get("held_out")
         if held:
             lines += [f"Held out: kNN accuracy of this network (inherited weights) on "
@@ -166,12 +188,13 @@ def write_report(out: Path, result: SearchResult, pareto_saved: bool = False) ->
                       f"search never looked at (bank: {held['bank_size']} training images): "
                       f"**{100 * held['knn']:.2f}%**.", ""]
     lines += ["## Pareto front", "",
-              f"| score | MFLOPs | M params | latency ms{' (' + unit + ')' if unit else ''} "
-              "| arch |",
-              "|---|---|---|---|---|"]
+              f"| score | refined | MFLOPs | M params | latency ms"
+              f"{' (' + unit + ')' if unit else ''} | arch |",
+              "|---|---|---|---|---|---|"]
     for c in sorted(result.pareto, key=lambda c: c.mflops):
         lat = "" if c.latency_ms is None else f"{c.latency_ms:.3f}"
-        lines.append(f"| {c.score:.4f} | {c.mflops:.1f} | {c.mparams:.2f} | {lat} | "
+        ref = "" if c.refined is None else f"{c.refined:.4f}"
+        lines.append(f"| {c.score:.4f} | {ref} | {c.mflops:.1f} | {c.mparams:.2f} | {lat} | "
                      f"`{c.arch}` |")
     lines += ["", "Files: `best.arch.json`, `best.ckpt` (standalone, inherited weights, BN "
               "re-estimated), `pareto.json`, `pareto.csv`, `pareto.png`, `candidates.csv`"

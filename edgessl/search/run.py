@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,8 @@ class SearchConfig:
     device: str = "auto"
     bank: int = 500
     val: int = 300
+    refine: int = 8  # re-score this many best candidates on a larger pool; 0: off
+    refine_images: int = 5000  # the pool: labelled training images, leave-one-out
     use_labels: bool = True
     held_out: bool = True  # after the search, the pick's kNN on the test split (report only)
     save_pareto: bool = False  # also pareto/NN.ckpt: every Pareto member, inherited weights
@@ -98,7 +100,9 @@ def _check_objectives(cfg: SearchConfig) -> tuple[str, ...]:
     if cfg.population < 4:
         raise BadInput(f"--population {cfg.population} must be at least 4")
     for name, value, low in (("--generations", cfg.generations, 1), ("--seed", cfg.seed, 0),
-                             ("--proxy-bank", cfg.bank, 1), ("--proxy-val", cfg.val, 1)):
+                             ("--proxy-bank", cfg.bank, 1), ("--proxy-val", cfg.val, 1),
+                             ("--refine", cfg.refine, 0),
+                             ("--refine-images", cfg.refine_images, 20)):
         if value < low:
             raise BadInput(f"{name} {value} must be at least {low}")
     if cfg.proxy_resolution is not None and cfg.proxy_resolution < MIN_PROXY_RESOLUTION:
@@ -143,7 +147,8 @@ class SearchSession:
         self.data, self.data_reason = ((cfg.data, "given") if cfg.data
                                        else default_data(self.ckpt, self.sinfo))
         data = prepare_proxy_data(self.data, self.proxy_res, cfg.bank, cfg.val, seed=cfg.seed,
-                                  use_labels=cfg.use_labels, val_data=cfg.val_data)
+                                  use_labels=cfg.use_labels, val_data=cfg.val_data,
+                                  pool=cfg.refine_images if cfg.refine else 0)
         self.scorer = ProxyScorer(self.supernet, data, self.device)
 
     def held_out(self, arch, bank: int = HELD_OUT_BANK, test: int = HELD_OUT_TEST) -> dict:
@@ -208,6 +213,14 @@ class SearchSession:
             pareto = sorted((c for c, m in zip(cands, mask, strict=True) if m),
                             key=lambda c: (c.mflops, -c.score, str(c.arch)))
         best = max(cands, key=lambda c: (c.score, -c.mflops)) if cands else None
+        refine = None
+        if best is not None and cfg.refine and scorer.pool_size and not interrupted:
+            refined = self._refine(cands, progress)
+            records.update({c.arch: c for c in refined})
+            cands = list(records.values())
+            pareto = [records[c.arch] for c in pareto]
+            best = max(refined, key=lambda c: (c.refined, -c.mflops))
+            refine = {"top": len(refined), "images": scorer.pool_size}
         config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
         info = {"space": space.name, "resolution": cfg.resolution,
                 "budget": cfg.budget().to_dict(), "supernet": str(self.ckpt),
@@ -216,6 +229,7 @@ class SearchSession:
                 "data_reason": self.data_reason, "proxy_resolution": self.proxy_res,
                 "population": cfg.population, "generations": cfg.generations,
                 "generations_done": state["generations_done"], "seed": cfg.seed,
+                "refine": refine,
                 "seconds": time.time() - t0, "world": env.world,
                 "objectives": list(self.objectives), "latency_table": cfg.latency_table,
                 "latency_settings": None if self.table is None else {
@@ -229,6 +243,23 @@ class SearchSession:
             write_outputs(Path(cfg.out), result, scorer, self.table is not None, cfg)
         shutdown(env)
         return result
+
+
+    def _refine(self, cands: list[Candidate],
+                progress: Callable[[dict[str, Any]], None] | None) -> list[Candidate]:
+        """The ``cfg.refine`` best candidates by screening score, each re-scored by
+        :meth:`ProxyScorer.refine` (shared out over the ranks like the screening)."""
+        env, scorer = self.env, self.scorer
+        top = sorted(cands, key=lambda c: (-c.score, c.mflops))[:self.cfg.refine]
+        for i, c in enumerate(top[env.rank::env.world]):
+            if progress is not None:
+                progress({"refine": i, "refine_total": len(top[env.rank::env.world])})
+            scorer.refine(c.arch)
+        if env.active:
+            for part in gather_objects(env, {c.arch: scorer.refined[c.arch]
+                                             for c in top[env.rank::env.world]}):
+                scorer.refined.update(part)
+        return [replace(c, refined=scorer.refined[c.arch]) for c in top]
 
 
 def run_search(cfg: SearchConfig,
@@ -251,7 +282,8 @@ def write_outputs(out: Path, result: SearchResult, scorer: ProxyScorer, with_lat
         if cand.arch not in nets:
             nets[cand.arch] = scorer.subnet(cand.arch).cpu()
         save_model(path, cand.arch, nets[cand.arch],
-                   {"source": "search", "score": cand.score, "proxy": scorer.kind,
+                   {"source": "search", "score": cand.score, "refined": cand.refined,
+                    "proxy": scorer.kind,
                     "proxy_resolution": result.info["proxy_resolution"],
                     "train_resolution": result.info["proxy_resolution"],
                     "supernet": result.info["supernet"], "mflops": cand.mflops})
