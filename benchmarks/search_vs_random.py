@@ -19,6 +19,7 @@ Raw results go to ``benchmarks/results/search_vs_random-<name>.json``.
     python benchmarks/search_vs_random.py --data fashion-mnist            # the default search
     python benchmarks/search_vs_random.py --data /path/to/folder --proxy-data /path/to/folder
     python benchmarks/search_vs_random.py --jobs 2      # seeds in parallel, one thread each
+    python benchmarks/search_vs_random.py --resume      # keep the seeds a killed run finished
 """
 
 from __future__ import annotations
@@ -125,12 +126,44 @@ def run_seed(args, seed: int) -> dict:
             "proxy_kind": session.scorer.kind, "proxy_resolution": session.proxy_res}
 
 
+SETTINGS = ("data", "proxy_data", "supernet", "budget", "n_random", "population",
+            "generations", "refine", "bank", "test")  # what a finished seed's result depends on
+
+
+def _seed_file(args, seed: int) -> Path:
+    return Path(args.work) / f"seed{seed}.json"
+
+
+def _finished(args, seed: int) -> dict | None:
+    """With ``--resume``: the seed's result from an earlier run with the same settings."""
+    path = _seed_file(args, seed)
+    if not args.resume or not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except ValueError:
+        return None
+    if saved.get("settings") != {k: getattr(args, k) for k in SETTINGS}:
+        return None
+    print(f"seed {seed}: reused from {path}", flush=True)
+    return saved["run"]
+
+
 def _seed_job(job: tuple[argparse.Namespace, int]) -> dict:
-    """One seed in a worker process, on one thread (``--jobs``)."""
+    """One seed (in a worker process with ``--jobs``: on one thread), saved to ``--work`` as
+    soon as it is done, so a killed run resumes with ``--resume``."""
     import torch
 
-    torch.set_num_threads(1)
-    return run_seed(*job)
+    args, seed = job
+    if args.jobs > 1:
+        torch.set_num_threads(1)
+    run = _finished(args, seed)
+    if run is None:
+        run = run_seed(args, seed)
+        _seed_file(args, seed).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(_seed_file(args, seed), json.dumps(
+            {"settings": {k: getattr(args, k) for k in SETTINGS}, "run": run}) + "\n")
+    return run
 
 
 def _proxy_words(run: dict) -> str:
@@ -191,6 +224,10 @@ def main() -> None:
     p.add_argument("--name", default=None, help="result name (default: from --data)")
     p.add_argument("--jobs", type=int, default=1,
                    help="seeds run in parallel processes of one thread each")
+    p.add_argument("--work", default=None,
+                   help="per-seed results (default: runs/search_vs_random/NAME)")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse the seeds --work already holds for the same settings")
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args()
     if args.n_random < 2:
@@ -201,11 +238,12 @@ def main() -> None:
         fail(f"--jobs {args.jobs} must be at least 1")
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     name = args.name or Path(args.data).name
+    args.work = args.work or str(ROOT / "runs" / "search_vs_random" / name)
     if args.jobs > 1 and len(seeds) > 1:
         with multiprocessing.get_context("spawn").Pool(min(args.jobs, len(seeds))) as pool:
             runs = pool.map(_seed_job, [(args, s) for s in seeds])
     else:
-        runs = [run_seed(args, s) for s in seeds]
+        runs = [_seed_job((args, s)) for s in seeds]
     payload = {"name": name, "command": " ".join(sys.argv), "date": today(),
                "machine": machine(), "args": vars(args), "runs": runs}
     if not args.no_write:

@@ -109,19 +109,23 @@ def test_ranking_smoke_writes_the_fidelity_keys_and_resumes(supernet, tmp_path):
 
 
 
-def test_search_vs_random_reports_percentile_and_both_spearmans(supernet):
+def test_search_vs_random_reports_percentile_and_both_spearmans(supernet, tmp_path):
     """search_vs_random.py end to end on digits with a tiny search: the per-seed line and the
-    table carry the pick's percentile and Spearman for the refine and the screening score,
-    and it refuses a negative --refine with one line."""
+    table carry the pick's percentile and Spearman for the refine and the screening score; a
+    rerun with --resume reuses the finished seed (same table); a negative --refine is refused
+    with one line."""
     common = ("--data", "digits", "--proxy-data", "digits", "--supernet", supernet,
               "--seeds", "0", "--population", "4", "--generations", "1", "--bank", "200",
-              "--test", "100", "--no-write")
-    r = _run("search_vs_random.py", *common, "--n-random", "4", "--refine", "2")
+              "--test", "100", "--no-write", "--work", tmp_path, "--n-random", "3")
+    r = _run("search_vs_random.py", *common, "--refine", "2")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "seed 0: pick beats" in r.stdout and "of 4 random subnets" in r.stdout
+    assert "seed 0: pick beats" in r.stdout and "of 3 random subnets" in r.stdout
     assert "screening score alone" in r.stdout
     assert "leave-one-out over" in r.stdout and "among the 2 best by screening" in r.stdout
     median = next(line for line in r.stdout.splitlines() if line.startswith("| median |"))
     assert median.count("|") == 10  # percentile, both Spearmans, three picks' kNN
+    again = _run("search_vs_random.py", *common, "--refine", "2", "--resume")
+    assert again.returncode == 0 and "seed 0: reused from" in again.stdout
+    assert median in again.stdout.splitlines()
     bad = _run("search_vs_random.py", *common, "--refine", "-1")
     assert bad.returncode == 2 and bad.stderr.strip() == "error: --refine -1 must be at least 0"
