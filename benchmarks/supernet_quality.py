@@ -60,7 +60,8 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "supernet-quality")
-    ap.add_argument("--write", action="store_true")
+    ap.add_argument("--write", action="store_true",
+                    help="write the results JSON and BENCHMARKS.md (default: print only)")
     ap.add_argument("--render", action="store_true",
                     help="only (re)write the section from the saved results JSON")
     args = ap.parse_args()
@@ -91,7 +92,8 @@ def main() -> None:
     raw = raw_pixel_knn(args.bank, args.test)
     result = {"date": today(), "machine": machine(), "supernet": str(args.supernet),
               "raw_pixels_fashion_mnist": raw, "rows": rows}
-    atomic_write_text(RESULTS, json.dumps(result, indent=1) + "\n")
+    if args.write:  # without --write: printed only, the committed results stay as they are
+        atomic_write_text(RESULTS, json.dumps(result, indent=1) + "\n")
     publish("supernet_quality", render(result, args), args.write)
 
 

@@ -129,3 +129,18 @@ def test_search_vs_random_reports_percentile_and_both_spearmans(supernet, tmp_pa
     assert median in again.stdout.splitlines()
     bad = _run("search_vs_random.py", *common, "--refine", "-1")
     assert bad.returncode == 2 and bad.stderr.strip() == "error: --refine -1 must be at least 0"
+
+
+def test_remake_check_tells_a_faithful_remake_from_a_different_one(supernet, tmp_path):
+    """remake_check.py slims the run as the README does and compares it with the reference:
+    the same weights are REPRODUCED, another seed's are DIFFERENT, a missing run exits 2."""
+    other = _random_supernet(tmp_path / "other.ckpt", 1)
+    same = _run("remake_check.py", supernet, "--reference", supernet)
+    assert same.returncode == 0 and "REPRODUCED" in same.stdout, same.stderr[-2000:]
+    n = same.stdout.split("/")[0]
+    assert same.stdout.startswith(f"{n}/{n} backbone tensors bit-identical, max |diff| 0;")
+    diff = _run("remake_check.py", other, "--reference", supernet)
+    assert diff.returncode == 0 and "DIFFERENT" in diff.stdout
+    missing = _run("remake_check.py", tmp_path / "none.ckpt", "--reference", supernet)
+    assert missing.returncode == 2 and missing.stderr.startswith("error: ")
+    assert missing.stderr.count("\n") == 1
