@@ -25,12 +25,14 @@ CHEAP = ("edgessl space show", "edgessl cost mobilenet_v2")  # run for real (sec
 
 def readme_commands(text: str) -> list[str]:
     """The edgessl command lines of the README's bash blocks (continuations joined, comments
-    and the pip prefix dropped, ``torchrun ... -m edgessl`` reduced to the edgessl part)."""
+    the pip prefix and environment assignments dropped, ``torchrun ... -m edgessl`` reduced to
+    the edgessl part)."""
     lines = []
     for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
         for line in block.replace("\\\n", " ").splitlines():
             line = " ".join(line.split(" #")[0].split())
             line = line.split("&& ")[-1]
+            line = re.sub(r"^(\w+=\S*\s+)+", "", line)  # VAR=value prefixes (OMP_NUM_THREADS=1)
             if " -m edgessl " in line:
                 line = "edgessl " + line.split(" -m edgessl ", 1)[1]
             if line.startswith("edgessl "):
@@ -49,8 +51,10 @@ def test_the_readme_is_a_guide_of_at_most_about_250_lines():
 
 def test_extraction_finds_what_a_reader_sees():
     got = readme_commands("```bash\nedgessl cost x  # note\ntorchrun --n 2 -m edgessl train "
-                          "--data D \\\n    --out R\npip install -e . && edgessl search\n```\n")
-    assert got == ["edgessl cost x", "edgessl train --data D --out R", "edgessl search"]
+                          "--data D \\\n    --out R\npip install -e . && edgessl search\n"
+                          "OMP_NUM_THREADS=1 edgessl eval M\n```\n")
+    assert got == ["edgessl cost x", "edgessl train --data D --out R", "edgessl search",
+                   "edgessl eval M"]
 
 
 def parse_error(line: str) -> str | None:
