@@ -139,12 +139,17 @@ def main() -> None:
         return evaluate_backbone(net, p["data"], session.proxy_res, "knn", p["bank"], p["test"],
                                  session.device)["knn"]
 
+    def refined(arch) -> dict:
+        """The refine step's score (what picks the search's result), where the data allows."""
+        return {"refined": session.scorer.refine(arch)} if session.scorer.pool_size else {}
+
     rows = []
     for i, arch in enumerate(archs):
         key = f"subnet{i:02d}"
         row = cache.get(key)
         if row is not None and row["arch"] == arch.to_dict() and args.rescore:
-            row = {**row, "proxy": session.scorer.score(arch), "inherited_knn": inherited_knn(arch)}
+            row = {**row, "proxy": session.scorer.score(arch), "inherited_knn": inherited_knn(arch),
+                   **refined(arch)}
             cache.put(key, row)
         elif row is None or row["arch"] != arch.to_dict():
             arch_file = work / f"{key}.arch.json"
@@ -156,7 +161,8 @@ def main() -> None:
             random = evaluate(work / key / "last.ckpt", p["data"], log, *ev, "--init", "random",
                               "--seed", args.seed)
             row = {"arch": arch.to_dict(), "mflops": session.space.mflops(arch),
-                   "proxy": session.scorer.score(arch), "inherited_knn": inherited,
+                   "proxy": session.scorer.score(arch), **refined(arch),
+                   "inherited_knn": inherited,
                    "standalone_knn": trained["knn"], "random_init_knn": random["knn"],
                    "command": command}
             cache.put(key, row)
@@ -174,11 +180,14 @@ def main() -> None:
 
     (kp, sp), (ki, si), (km, sm) = corr(col["proxy"]), corr(col["inherited_knn"]), \
         corr(col["mflops"])
+    kr, sr = (corr(np.array([r["refined"] for r in rows])) if all("refined" in r for r in rows)
+              else (None, None))
     gains = col["standalone_knn"] - col["random_init_knn"]
     repro = ResultCache(work / "reproduce.json")  # read last: --reproduce may run meanwhile
     reproductions = [v for _, v in sorted(repro.data.items())]
     result = {"preset": args.preset, "kendall_proxy": kp, "spearman_proxy": sp,
-              "kendall_inherited": ki, "spearman_inherited": si, "kendall_mflops": km,
+              "kendall_refined": kr, "spearman_refined": sr, "kendall_inherited": ki,
+              "spearman_inherited": si, "kendall_mflops": km,
               "spearman_mflops": sm, "budget_images": steps * p["batch_size"],
               "mean_gap_inherited_minus_standalone": float(np.mean(
                   col["inherited_knn"] - ref)),
@@ -206,7 +215,9 @@ def main() -> None:
              f"recipe, {result['budget_images']} images each at {p['resolution']} px; kNN on "
              f"`{p['data']}` (bank {p['bank']}, test {p['test']}).", "",
              "| predictor of standalone kNN | Kendall tau | Spearman |", "|---|---|---|",
-             f"| proxy (as the search scores) | {kp:.2f} | {sp:.2f} |",
+             f"| proxy (as the search screens) | {kp:.2f} | {sp:.2f} |",
+             *([] if kr is None else [f"| refine score (as the search picks) | {kr:.2f} | "
+                                      f"{sr:.2f} |"]),
              f"| inherited weights, test split | {ki:.2f} | {si:.2f} |",
              f"| MFLOPs (bigger is better) | {km:.2f} | {sm:.2f} |", "",
              f"Mean gap inherited - standalone: {100 * result[gap_key]:+.2f} points; "

@@ -51,7 +51,8 @@ def test_ranking_smoke_writes_the_fidelity_keys_and_resumes(supernet, tmp_path):
              in_process=True)
     assert r.returncode == 0, r.stderr[-2000:]
     result = json.loads((work / "ranking.json").read_text())
-    for key in ("kendall_proxy", "spearman_proxy", "kendall_inherited", "spearman_inherited",
+    for key in ("kendall_proxy", "spearman_proxy", "kendall_refined", "spearman_refined",
+                "kendall_inherited", "spearman_inherited",
                 "kendall_mflops", "spearman_mflops", "mean_gap_inherited_minus_standalone",
                 "min_gain_over_random_init", "budget_images"):
         assert isinstance(result[key], float | int), key
@@ -59,7 +60,8 @@ def test_ranking_smoke_writes_the_fidelity_keys_and_resumes(supernet, tmp_path):
     assert len(rows) == 3 and min(r["mflops"] for r in rows) == rows[0]["mflops"]  # smallest
     for row in rows:
         assert row["command"].startswith("edgessl train --arch ")
-        assert {"proxy", "inherited_knn", "standalone_knn", "random_init_knn"} <= set(row)
+        assert {"proxy", "refined", "inherited_knn", "standalone_knn",
+                "random_init_knn"} <= set(row)
     # acceptance 2: the recorded command, re-run with only --out changed, gives the same kNN
     # within 1.5 points, through subprocesses (the path real runs take), also where only the
     # results were kept (the arch file is re-made from the row)
