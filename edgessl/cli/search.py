@@ -168,8 +168,10 @@ def _search_scenarios(cfg: SearchConfig, sets: list[str], json: bool) -> None:
 
         def update(p: dict) -> None:
             bar.update(p["index"] * cfg.generations + p["generation"], total,
-                       f"{p['scenario']} ({p['index'] + 1}/{p['scenarios']}): gen "
-                       f"{p['generation']}/{p['generations']}, {p['evaluated']} scored")
+                       f"{p['scenario']} ({p['index'] + 1}/{p['scenarios']}): " + (
+                           f"refining {p['refine'] + 1}/{p['refine_total']} best" if "refine" in p
+                           else f"gen {p['generation']}/{p['generations']}, "
+                                f"{p['evaluated']} scored"))
 
         result = search.run(update)
     summary = {"out": cfg.out, "interrupted": result.interrupted, "sets": result.labels,

@@ -253,7 +253,10 @@ class SearchSession:
         top = sorted(cands, key=lambda c: (-c.score, c.mflops))[:self.cfg.refine]
         for i, c in enumerate(top[env.rank::env.world]):
             if progress is not None:
-                progress({"refine": i, "refine_total": len(top[env.rank::env.world])})
+                progress({"refine": i, "refine_total": len(top[env.rank::env.world]),
+                          "generation": self.cfg.generations,
+                          "generations": self.cfg.generations, "evaluated": len(cands),
+                          "best": max(cands, key=lambda c: (c.score, -c.mflops))})
             scorer.refine(c.arch)
         if env.active:
             for part in gather_objects(env, {c.arch: scorer.refined[c.arch]
