@@ -37,7 +37,7 @@ from _machine import machine, publish, repo_relative, today  # noqa: E402
 from _runs import fail  # noqa: E402
 
 from edgessl.arch import Arch  # noqa: E402
-from edgessl.data import eval_loader, open_dataset  # noqa: E402
+from edgessl.data import eval_tensors, open_dataset  # noqa: E402
 from edgessl.evaluate import knn_accuracy, knn_vote_share, recalibrate_bn  # noqa: E402
 from edgessl.search.proxy import load_supernet  # noqa: E402
 from edgessl.search.run import default_supernet  # noqa: E402
@@ -89,8 +89,7 @@ def main() -> None:
     images = open_dataset(args.data, "train")
     need = max(args.bank + args.val, 1200, max(CALIB))
     perm = np.random.default_rng(0).permutation(len(images))[:need]
-    xs, ys = zip(*eval_loader(images.subset(perm), res), strict=True)
-    x, y = torch.cat(xs), torch.cat([torch.as_tensor(v) for v in ys]).long()
+    x, y = eval_tensors(images.subset(perm), res)
     seed_of = np.array(seeds)
     scores: dict[str, list[float]] = {}
     t0 = time.time()

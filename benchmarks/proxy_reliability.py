@@ -39,7 +39,7 @@ from _machine import machine, repo_relative, today  # noqa: E402
 from _runs import fail  # noqa: E402
 
 from edgessl.arch import Arch  # noqa: E402
-from edgessl.data import eval_loader, open_dataset  # noqa: E402
+from edgessl.data import eval_tensors, open_dataset  # noqa: E402
 from edgessl.data.sources import labelled_splits  # noqa: E402
 from edgessl.evaluate import knn_accuracy, knn_vote_share, recalibrate_bn  # noqa: E402
 from edgessl.search.proxy import load_supernet  # noqa: E402
@@ -47,11 +47,6 @@ from edgessl.search.run import default_supernet  # noqa: E402
 from edgessl.utils import atomic_write_text  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "proxy_reliability.json"
-
-
-def _tensors(images, res: int) -> tuple[torch.Tensor, torch.Tensor]:
-    xs, ys = zip(*eval_loader(images, res, batch_size=256), strict=True)
-    return torch.cat(xs), torch.cat([torch.as_tensor(y) for y in ys]).long()
 
 
 @torch.no_grad()
@@ -98,10 +93,10 @@ def main() -> None:
     supernet, info = load_supernet(source["args"].get("supernet") or str(default_supernet()))
     res = int(info["resolution"])
     train, test = labelled_splits(args.data, None)
-    bx, by = _tensors(train.head(10000), res)
-    tx, ty = _tensors(test.head(10000), res)
+    bx, by = eval_tensors(train.head(10000), res)
+    tx, ty = eval_tensors(test.head(10000), res)
     sample = open_dataset(args.proxy_data, "train")
-    px, py = _tensors(sample.subset(np.random.default_rng(0).permutation(len(sample))), res)
+    px, py = eval_tensors(sample.subset(np.random.default_rng(0).permutation(len(sample))), res)
     out, t0 = [], time.time()
     for i, (seed, r) in enumerate(rows):
         d = {"seed": seed, "stored_test": r["test_knn"], "stored_proxy": r["proxy"],

@@ -90,15 +90,14 @@ def run_seed(args, seed: int) -> dict:
     rand = [space.decode(g) for g in uniform_feasible(cons, args.n_random, rng)]
     scorer = session.scorer
     screen = [scorer.score(a) for a in rand]
-    refine = bool(cfg.refine and scorer.pool_size)
+    refine = scorer.pool_size > 0  # 0 with --refine 0 or unlabelled data
     proxy = [scorer.refine(a) for a in rand] if refine else screen
     tests = [test_knn(session, a, args.data, args.bank, args.test) for a in rand]
     evaluations = len(result.candidates)
     pool = [space.decode(g) for g in uniform_feasible(cons, evaluations, rng)]
-    rs_pick = max(pool, key=scorer.score)
-    if refine:  # the same two steps as the search: screen all, refine the best few
-        top = sorted(pool, key=scorer.score, reverse=True)[:cfg.refine]
-        rs_pick = max(top, key=scorer.refine)
+    ranked = sorted(pool, key=scorer.score, reverse=True)  # stable: ties keep draw order
+    # the same two steps as the search: screen all, then refine the best few
+    rs_pick = max(ranked[:cfg.refine], key=scorer.refine) if refine else ranked[0]
     big = space.decode(largest_feasible(cons, rng))
     picks = {"search": result.best.arch, "random_search": rs_pick, "largest_feasible": big}
     pick_test = {k: test_knn(session, a, args.data, args.bank, args.test)
@@ -134,6 +133,10 @@ def _seed_file(args, seed: int) -> Path:
     return Path(args.work) / f"seed{seed}.json"
 
 
+def _settings(args) -> dict:
+    return {k: getattr(args, k) for k in SETTINGS}
+
+
 def _finished(args, seed: int) -> dict | None:
     """With ``--resume``: the seed's result from an earlier run with the same settings."""
     path = _seed_file(args, seed)
@@ -143,7 +146,7 @@ def _finished(args, seed: int) -> dict | None:
         saved = json.loads(path.read_text())
     except ValueError:
         return None
-    if saved.get("settings") != {k: getattr(args, k) for k in SETTINGS}:
+    if saved.get("settings") != _settings(args):
         return None
     print(f"seed {seed}: reused from {path}", flush=True)
     return saved["run"]
@@ -160,9 +163,9 @@ def _seed_job(job: tuple[argparse.Namespace, int]) -> dict:
     run = _finished(args, seed)
     if run is None:
         run = run_seed(args, seed)
-        _seed_file(args, seed).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(_seed_file(args, seed), json.dumps(
-            {"settings": {k: getattr(args, k) for k in SETTINGS}, "run": run}) + "\n")
+        path = _seed_file(args, seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps({"settings": _settings(args), "run": run}) + "\n")
     return run
 
 

@@ -6,9 +6,10 @@
 >>> val = open_dataset("DATA", "test")                # DATA/val/ of a DATA/train + DATA/val tree
 """
 
-from edgessl.data.loaders import EpochBatches, eval_loader, set_epoch, ssl_loader
+from edgessl.data.loaders import EpochBatches, eval_loader, eval_tensors, set_epoch, ssl_loader
 from edgessl.data.sources import BUILTINS, ImageSet, eval_split, open_dataset
 from edgessl.data.transforms import TwoViews, eval_transform, ssl_augment
 
 __all__ = ["BUILTINS", "EpochBatches", "ImageSet", "TwoViews", "eval_loader", "eval_split",
-           "eval_transform", "open_dataset", "set_epoch", "ssl_augment", "ssl_loader"]
+           "eval_tensors", "eval_transform", "open_dataset", "set_epoch", "ssl_augment",
+           "ssl_loader"]

@@ -180,3 +180,10 @@ def eval_loader(images: ImageSet, resolution: int, batch_size: int = 256,
     return CheckedLoader(EvalBatches(images, resolution), sampler=batches, batch_size=None,
                          num_workers=workers, pin_memory=pin_memory,
                          prefetch_factor=4 if workers else None)
+
+
+def eval_tensors(images: ImageSet, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """All of ``images`` preprocessed as :func:`eval_loader` does, as one image tensor and one
+    (int64) label tensor: for sets small enough to score many networks on."""
+    xs, ys = zip(*eval_loader(images, resolution), strict=True)
+    return torch.cat(xs), torch.cat([torch.as_tensor(y) for y in ys]).long()

@@ -73,7 +73,7 @@ def prepare_proxy_data(data: str, resolution: int, bank: int = 500, val: int = 3
     all of ``data`` when ``val_data`` names its validation folder, which the search never
     reads): a kNN bank and a validation split held out of it, and with ``pool`` > 0 and
     labels, up to ``pool`` training images (those two included) for the refine step."""
-    from edgessl.data import eval_loader, open_dataset
+    from edgessl.data import eval_tensors, open_dataset
 
     images = open_dataset(data, "train", val_data)
     n = len(images)
@@ -84,9 +84,7 @@ def prepare_proxy_data(data: str, resolution: int, bank: int = 500, val: int = 3
     n_bank = min(bank, n - n_val)
     labelled = use_labels and images.labelled
     n_pool = max(min(pool, n), n_val + n_bank) if pool > 0 and labelled else n_val + n_bank
-    xs, ys = zip(*eval_loader(images.subset(perm[:n_pool]), resolution, batch_size=256),
-                 strict=True)
-    x, y = torch.cat(xs), torch.cat([torch.as_tensor(v) for v in ys])
+    x, y = eval_tensors(images.subset(perm[:n_pool]), resolution)
     vx, vy, bx, by = x[:n_val], y[:n_val], x[n_val:n_val + n_bank], y[n_val:n_val + n_bank]
     calib = list(bx[: calib_batches * batch_size].split(batch_size))
     if not labelled:

@@ -87,6 +87,11 @@ class SearchConfig:
     def budget(self) -> Budget:
         return Budget(self.max_mflops, self.max_latency_ms, self.max_mparams)
 
+    @property
+    def refine_pool(self) -> int:
+        """Images to prepare for the refine step (0: no refine step)."""
+        return self.refine_images if self.refine else 0
+
 
 def _check_objectives(cfg: SearchConfig) -> tuple[str, ...]:
     objs = tuple(cfg.objectives)
@@ -148,7 +153,7 @@ class SearchSession:
                                        else default_data(self.ckpt, self.sinfo))
         data = prepare_proxy_data(self.data, self.proxy_res, cfg.bank, cfg.val, seed=cfg.seed,
                                   use_labels=cfg.use_labels, val_data=cfg.val_data,
-                                  pool=cfg.refine_images if cfg.refine else 0)
+                                  pool=cfg.refine_pool)
         self.scorer = ProxyScorer(self.supernet, data, self.device)
 
     def held_out(self, arch, bank: int = HELD_OUT_BANK, test: int = HELD_OUT_TEST) -> dict:
@@ -214,7 +219,7 @@ class SearchSession:
                             key=lambda c: (c.mflops, -c.score, str(c.arch)))
         best = max(cands, key=lambda c: (c.score, -c.mflops)) if cands else None
         refine = None
-        if best is not None and cfg.refine and scorer.pool_size and not interrupted:
+        if best is not None and scorer.pool_size and not interrupted:  # 0: --refine 0
             refined = self._refine(cands, progress)
             records.update({c.arch: c for c in refined})
             cands = list(records.values())
@@ -251,16 +256,14 @@ class SearchSession:
         :meth:`ProxyScorer.refine` (shared out over the ranks like the screening)."""
         env, scorer = self.env, self.scorer
         top = sorted(cands, key=lambda c: (-c.score, c.mflops))[:self.cfg.refine]
-        for i, c in enumerate(top[env.rank::env.world]):
-            if progress is not None:
-                progress({"refine": i, "refine_total": len(top[env.rank::env.world]),
-                          "generation": self.cfg.generations,
-                          "generations": self.cfg.generations, "evaluated": len(cands),
-                          "best": max(cands, key=lambda c: (c.score, -c.mflops))})
+        mine = top[env.rank::env.world]
+        for i, c in enumerate(mine):
+            if progress is not None:  # after the last generation: multi-set bars place it so
+                progress({"refine": i, "refine_total": len(mine),
+                          "generation": self.cfg.generations})
             scorer.refine(c.arch)
         if env.active:
-            for part in gather_objects(env, {c.arch: scorer.refined[c.arch]
-                                             for c in top[env.rank::env.world]}):
+            for part in gather_objects(env, {c.arch: scorer.refined[c.arch] for c in mine}):
                 scorer.refined.update(part)
         return [replace(c, refined=scorer.refined[c.arch]) for c in top]
 

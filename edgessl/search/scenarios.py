@@ -60,8 +60,7 @@ def _sharing(first: SearchSession, cfg: SearchConfig) -> SearchSession:
     session.cfg = cfg
     session.data, session.data_reason = cfg.data, "given"
     data = prepare_proxy_data(cfg.data, first.proxy_res, cfg.bank, cfg.val, seed=cfg.seed,
-                              use_labels=cfg.use_labels,
-                              pool=cfg.refine_images if cfg.refine else 0)
+                              use_labels=cfg.use_labels, pool=cfg.refine_pool)
     session.scorer = ProxyScorer(first.supernet, data, first.device)
     return session
 
