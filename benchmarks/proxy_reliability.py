@@ -85,8 +85,11 @@ def main() -> None:
     p.add_argument("--proxy-data", default="fashion-mnist-sample")
     args = p.parse_args()
     try:
-        source = json.loads(Path(args.random).read_text())
         seeds = {int(s) for s in args.seeds.split(",")}
+    except ValueError:
+        fail(f"--seeds {args.seeds}: give seed numbers separated by commas, e.g. 0,1,2")
+    try:
+        source = json.loads(Path(args.random).read_text())
         rows = [(r["seed"], x) for r in source["runs"] if r["seed"] in seeds for x in r["random"]]
     except (OSError, ValueError, KeyError, TypeError) as e:
         fail(f"--random {args.random}: not a readable search_vs_random.py result ({e})")
