@@ -131,6 +131,21 @@ def test_search_vs_random_reports_percentile_and_both_spearmans(supernet, tmp_pa
     assert median in again.stdout.splitlines()
     bad = _run("search_vs_random.py", *common, "--refine", "-1")
     assert bad.returncode == 2 and bad.stderr.strip() == "error: --refine -1 must be at least 0"
+    # search_strategies.py re-runs that seed's search with other objectives, against it
+    saved = json.loads((tmp_path / "seed0.json").read_text())
+    ref = tmp_path / "reference.json"
+    ref.write_text(json.dumps({"command": "smoke", "date": "today", "args": saved["settings"],
+                               "runs": [saved["run"]]}))
+    same = _run("search_strategies.py", "--reference", ref, "--objectives", "accuracy,mflops")
+    assert same.returncode == 0, same.stderr[-2000:]
+    assert "default +0.00" in same.stdout  # the same settings find the reference's pick
+    single = _run("search_strategies.py", "--reference", ref, "--objectives", "accuracy")
+    assert single.returncode == 0, single.stderr[-2000:]
+    row = next(line for line in single.stdout.splitlines() if line.startswith("| 0 |"))
+    assert row.count("|") == 8 and "minus each alternative" in single.stdout
+    unknown = _run("search_strategies.py", "--reference", ref, "--seeds", "5")
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == "error: --seeds [5] not in the reference (it has [0])"
 
 
 def test_remake_check_tells_a_faithful_remake_from_a_different_one(supernet, tmp_path):
