@@ -59,10 +59,11 @@ def run_commands(args: argparse.Namespace, res_args: list) -> dict:
     new = args.new or tmp / "recalibrated.json"
     t0 = time.time()
     recal = edgessl("profile", "--recalibrate", args.table, "--subnets", args.subnets,
-                    "--out", new, "--threads", 1, "--plot", tmp / "recal.png")
+                    "--out", new, "--threads", 1, "--plot", tmp / "recal.png",
+                    "--seed", args.seed)
     t1 = time.time()
     check = edgessl("profile", "--check", new, "--subnets", args.check, *res_args,
-                    "--threads", 1, "--plot", tmp / "check.png")
+                    "--threads", 1, "--plot", tmp / "check.png", "--seed", args.seed)
     t2 = time.time()
     before = score_networks(LatencyTable.load(args.table), [dict(n) for n in check["networks"]])
     rel = args.table.relative_to(ROOT)
@@ -70,9 +71,9 @@ def run_commands(args: argparse.Namespace, res_args: list) -> dict:
         "header": {k: recal[k] for k in ("table_device", "device", "table_backend_version",
                                          "backend_version", "clock", "timing")},
         "commands": [f"edgessl profile --recalibrate {rel} --subnets {args.subnets} --out NEW "
-                     "--threads 1",
+                     f"--threads 1 --seed {args.seed}",
                      f"edgessl profile --check NEW --subnets {args.check} "
-                     f"{' '.join(map(str, res_args))} --threads 1"],
+                     f"{' '.join(map(str, res_args))} --threads 1 --seed {args.seed}"],
         "minutes": {"recalibrate": round((t1 - t0) / 60, 1), "check": round((t2 - t1) / 60, 1)},
         "recalibrate": {k: recal[k] for k in ("subnets", "held_out_per_resolution",
                                               "corrections", "before", "after")},
@@ -115,6 +116,8 @@ def main() -> None:
     ap.add_argument("--subnets", type=int, default=10)
     ap.add_argument("--check", type=int, default=30)
     ap.add_argument("--resolution", type=int, action="append", default=None)
+    ap.add_argument("--seed", type=int, default=1,
+                    help="commands: the fresh subnets' seed (both commands; 1 is their default)")
     ap.add_argument("--write", action="store_true", help="write the BENCHMARKS.md section")
     args = ap.parse_args()
     resolutions = args.resolution or [128, 224]
