@@ -47,6 +47,15 @@ def compare(remade: dict, reference: dict) -> dict:
             "resolution": [remade.get("resolution"), reference.get("resolution")]}
 
 
+def cpu_capability(ckpt: Path) -> str | None:
+    """The vector instruction set a run trained with, from the ``config.json`` that
+    ``edgessl train`` writes beside its checkpoint (None: not recorded)."""
+    try:
+        return json.loads((ckpt.parent / "config.json").read_text()).get("cpu_capability")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run", help="the re-run's training checkpoint (RUN/last.ckpt)")
@@ -71,6 +80,14 @@ def main() -> None:
     print(f"{result['identical']}/{result['tensors']} backbone tensors bit-identical, max "
           f"|diff| {result['max_abs_diff']:.3g}; step {result['step'][0]} vs "
           f"{result['step'][1]}: {'REPRODUCED' if same else 'DIFFERENT'}")
+    if not same:
+        caps = {name: cpu_capability(Path(path)) for name, path in (("run", args.run),
+                                                                      ("reference", ref_path))}
+        known = ", ".join(f"{k} on {v}" for k, v in caps.items() if v)
+        print("PyTorch's CPU kernels round differently per vector instruction set (AVX2, "
+              "AVX512, ...): bit-identical re-runs need the same one"
+              + (f" (trained: {known})" if known else "") + "; compare quality instead "
+              "(edgessl eval).")
     if args.write:
         atomic_write_text(ROOT / "benchmarks" / "results" / "remake_check.json",
                           json.dumps(result, indent=1) + "\n")

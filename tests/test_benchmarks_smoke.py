@@ -158,6 +158,10 @@ def test_remake_check_tells_a_faithful_remake_from_a_different_one(supernet, tmp
     assert same.stdout.startswith(f"{n}/{n} backbone tensors bit-identical, max |diff| 0;")
     diff = _run("remake_check.py", other, "--reference", supernet)
     assert diff.returncode == 0 and "DIFFERENT" in diff.stdout
+    assert "(trained:" not in diff.stdout  # neither run folder records its CPU
+    (other.parent / "config.json").write_text(json.dumps({"cpu_capability": "AVX512"}))
+    hint = _run("remake_check.py", other, "--reference", supernet)
+    assert "bit-identical re-runs need the same one (trained: run on AVX512)" in hint.stdout
     missing = _run("remake_check.py", tmp_path / "none.ckpt", "--reference", supernet)
     assert missing.returncode == 2 and missing.stderr.startswith("error: ")
     assert missing.stderr.count("\n") == 1

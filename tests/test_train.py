@@ -189,7 +189,9 @@ def test_supernet_init_from_starts_from_that_supernet(cli, tmp_path, trained_run
     r = cli("train", *TINY, "--init-from", ckpt, "--max-steps", "1", "--out", tmp_path / "C",
             "--json")
     assert r.code == 0, r
-    assert json.loads((tmp_path / "C" / "config.json").read_text())["init_from"] == str(ckpt)
+    written = json.loads((tmp_path / "C" / "config.json").read_text())
+    assert written["init_from"] == str(ckpt)
+    assert written["cpu_capability"] == torch.backends.cpu.get_cpu_capability()  # remakes
     r = cli("train", *TINY, "--space", "resnet", "--init-from", ckpt, "--max-steps", "1",
             "--out", tmp_path / "D")
     _one_line(r, ckpt, "'mobilenet'", "'resnet'")

@@ -181,7 +181,9 @@ def _run(cfg: TrainConfig, payload: dict | None, device: torch.device, env: Dist
              "total_steps": total, "min_scale_used": min_scale,
              "flip_used": flip,
              "world_size": env.world, "train_images": len(images),
-             "skipped_images": images.skipped}, indent=2) + "\n")
+             "skipped_images": images.skipped,
+             # CPU kernels round differently per vector ISA: bit-identical re-runs need the same
+             "cpu_capability": torch.backends.cpu.get_cpu_capability()}, indent=2) + "\n")
         metrics = MetricsCSV(out / "metrics.csv",
                              ["step", "epoch", "lr", "loss", *names, "images_per_s"],
                              resume_step=step if payload is not None else None)
