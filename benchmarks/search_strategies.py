@@ -28,11 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _machine import machine, publish, today  # noqa: E402
+from _machine import machine, publish, repo_relative, today  # noqa: E402
 from _runs import fail  # noqa: E402
-from search_vs_random import test_knn  # noqa: E402
+from search_vs_random import search_config, test_knn  # noqa: E402
 
-from edgessl.search import SearchConfig  # noqa: E402
 from edgessl.search.run import SearchSession  # noqa: E402
 from edgessl.utils import atomic_write_text  # noqa: E402
 
@@ -41,11 +40,8 @@ REFERENCE = ROOT / "benchmarks" / "results" / "search_vs_random-fashion-mnist.js
 
 def run_variant(ref_args: dict, seed: int, objectives: tuple[str, ...]) -> dict:
     """The search with ``objectives`` as the reference ran it for ``seed``; its pick's test kNN."""
-    out = Path(tempfile.mkdtemp(prefix=f"strategy{seed}-"))
-    cfg = SearchConfig(out=out, max_mflops=ref_args["budget"], supernet=ref_args["supernet"],
-                       data=ref_args["proxy_data"], seed=seed,
-                       population=ref_args["population"], generations=ref_args["generations"],
-                       refine=ref_args["refine"], objectives=objectives, held_out=False)
+    cfg = search_config(ref_args, seed, Path(tempfile.mkdtemp(prefix=f"strategy{seed}-")),
+                        objectives=objectives, held_out=False)
     t0 = time.time()
     session = SearchSession(cfg)
     result = session.run()
@@ -121,9 +117,7 @@ def main() -> None:
               f"{runs[-1]['search_seconds']:.0f} s", flush=True)
     if args.write:
         payload = {"command": " ".join(sys.argv), "date": today(), "machine": machine(),
-                   "reference": str(Path(args.reference).resolve().relative_to(ROOT))
-                   if Path(args.reference).resolve().is_relative_to(ROOT) else args.reference,
-                   "runs": runs}
+                   "reference": repo_relative(args.reference), "runs": runs}
         atomic_write_text(ROOT / "benchmarks" / "results" / "search_strategies.json",
                           json.dumps(payload, indent=1) + "\n")
     publish("search_strategies", summarize(objectives, ref, runs), args.write)

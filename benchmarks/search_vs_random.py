@@ -76,11 +76,17 @@ def test_knn(session: SearchSession, arch, data: str, bank: int, test: int) -> f
     return float(r["knn"])
 
 
+def search_config(settings: dict, seed: int, out: Path, **extra) -> SearchConfig:
+    """The search that ``settings`` (this script's SETTINGS, as its results record them)
+    describe, for ``seed``; ``extra``: other SearchConfig fields (a variant's objectives)."""
+    return SearchConfig(out=out, max_mflops=settings["budget"], supernet=settings["supernet"],
+                        data=settings["proxy_data"], seed=seed,
+                        population=settings["population"], generations=settings["generations"],
+                        refine=settings["refine"], **extra)
+
+
 def run_seed(args, seed: int) -> dict:
-    out = Path(tempfile.mkdtemp(prefix=f"svr{seed}-"))
-    cfg = SearchConfig(out=out, max_mflops=args.budget, supernet=args.supernet,
-                       data=args.proxy_data, seed=seed, population=args.population,
-                       generations=args.generations, refine=args.refine)
+    cfg = search_config(vars(args), seed, Path(tempfile.mkdtemp(prefix=f"svr{seed}-")))
     t0 = time.time()
     session = SearchSession(cfg)
     result = session.run()
