@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from _machine import BENCHMARKS, machine, today, write_section
+from _runs import fail
 
 from edgessl.cost.latency import LatencyTable
 from edgessl.utils import atomic_write_text
@@ -120,6 +121,8 @@ def main() -> None:
                     help="commands: the fresh subnets' seed (both commands; 1 is their default)")
     ap.add_argument("--write", action="store_true", help="write the BENCHMARKS.md section")
     args = ap.parse_args()
+    if args.seed < 0:
+        fail(f"--seed {args.seed} must be at least 0")
     resolutions = args.resolution or [128, 224]
     res_args = [a for r in resolutions for a in ("--resolution", r)]
     result = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}

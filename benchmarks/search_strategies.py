@@ -30,8 +30,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _machine import machine, publish, repo_relative, today  # noqa: E402
 from _runs import fail  # noqa: E402
-from search_vs_random import search_config, test_knn  # noqa: E402
+from search_vs_random import SETTINGS, search_config, test_knn  # noqa: E402
 
+from edgessl.errors import EdgesslError  # noqa: E402
 from edgessl.search.run import SearchSession  # noqa: E402
 from edgessl.utils import atomic_write_text  # noqa: E402
 
@@ -98,11 +99,11 @@ def main() -> None:
     args = p.parse_args()
     try:
         ref = json.loads(Path(args.reference).read_text())
-        ref_args, ref_runs = ref["args"], ref["runs"]
-    except (OSError, ValueError, KeyError) as e:
-        fail(f"--reference {args.reference}: not a search_vs_random result ({e})")
+        ref_args = {k: ref["args"][k] for k in SETTINGS}
+        known = sorted(r["seed"] for r in ref["runs"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        fail(f"--reference {args.reference}: not a search_vs_random result ({e!r})")
     objectives = tuple(o.strip() for o in args.objectives.split(",") if o.strip())
-    known = sorted(r["seed"] for r in ref_runs)
     try:
         seeds = known if args.seeds is None else [int(s) for s in args.seeds.split(",")]
     except ValueError:
@@ -112,7 +113,10 @@ def main() -> None:
         fail(f"--seeds {missing} not in the reference (it has {known})")
     runs = []
     for s in seeds:
-        runs.append(run_variant(ref_args, s, objectives))
+        try:
+            runs.append(run_variant(ref_args, s, objectives))
+        except EdgesslError as e:  # bad objectives or settings: refused before any search
+            fail(" ".join(str(e).split()))
         print(f"seed {s}: pick {100 * runs[-1]['test_knn']:.2f}% test kNN, "
               f"{runs[-1]['search_seconds']:.0f} s", flush=True)
     if args.write:

@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _machine import machine, publish, today  # noqa: E402
 from _runs import fail  # noqa: E402
 
+from edgessl.errors import EdgesslError  # noqa: E402
 from edgessl.evaluate import evaluate_backbone  # noqa: E402
 from edgessl.search import SearchConfig  # noqa: E402
 from edgessl.search.run import SearchSession  # noqa: E402
@@ -248,11 +249,14 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     name = args.name or Path(args.data).name
     args.work = args.work or str(ROOT / "runs" / "search_vs_random" / name)
-    if args.jobs > 1 and len(seeds) > 1:
-        with multiprocessing.get_context("spawn").Pool(min(args.jobs, len(seeds))) as pool:
-            runs = pool.map(_seed_job, [(args, s) for s in seeds])
-    else:
-        runs = [_seed_job((args, s)) for s in seeds]
+    try:  # a bad budget or supernet is refused by the first search, before any scoring
+        if args.jobs > 1 and len(seeds) > 1:
+            with multiprocessing.get_context("spawn").Pool(min(args.jobs, len(seeds))) as pool:
+                runs = pool.map(_seed_job, [(args, s) for s in seeds])
+        else:
+            runs = [_seed_job((args, s)) for s in seeds]
+    except EdgesslError as e:
+        fail(" ".join(str(e).split()))
     payload = {"name": name, "command": " ".join(sys.argv), "date": today(),
                "machine": machine(), "args": vars(args), "runs": runs}
     if not args.no_write:

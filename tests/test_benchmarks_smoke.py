@@ -129,6 +129,9 @@ def test_search_vs_random_reports_percentile_and_both_spearmans(supernet, tmp_pa
     again = _run("search_vs_random.py", *common, "--refine", "2", "--resume")
     assert again.returncode == 0 and "seed 0: reused from" in again.stdout
     assert median in again.stdout.splitlines()
+    tiny = _run("search_vs_random.py", *common, "--budget", "1")
+    assert tiny.returncode == 2 and tiny.stderr.startswith("error: --budget-mflops 1 is below")
+    assert tiny.stderr.count("\n") == 1
     bad = _run("search_vs_random.py", *common, "--refine", "-1")
     assert bad.returncode == 2 and bad.stderr.strip() == "error: --refine -1 must be at least 0"
     # search_strategies.py re-runs that seed's search with other objectives, against it
@@ -143,6 +146,9 @@ def test_search_vs_random_reports_percentile_and_both_spearmans(supernet, tmp_pa
     assert single.returncode == 0, single.stderr[-2000:]
     row = next(line for line in single.stdout.splitlines() if line.startswith("| 0 |"))
     assert row.count("|") == 8 and "minus each alternative" in single.stdout
+    foo = _run("search_strategies.py", "--reference", ref, "--objectives", "foo")
+    assert foo.returncode == 2 and foo.stderr.startswith("error: --objectives: unknown")
+    assert foo.stderr.count("\n") == 1
     unknown = _run("search_strategies.py", "--reference", ref, "--seeds", "5")
     assert unknown.returncode == 2
     assert unknown.stderr.strip() == "error: --seeds [5] not in the reference (it has [0])"

@@ -245,6 +245,8 @@ def test_recalibrate_refits_from_few_subnets_and_records_where(measured, cli, tm
     (["--check", "{t}", "--resolution", "224"], "--resolution 224: the table covers 128"),
     (["--check", "{t}", "--subnets", "0"], "--subnets 0 must be at least 1"),
     (["--check", "{t}", "--net-runs", "0"], "--net-runs 0 must be at least 1"),
+    (["--check", "{t}", "--seed", "-1"], "--seed -1 must be at least 0"),
+    (["--seed", "-1", "--out", "{x}"], "--seed -1 must be at least 0"),
     (["--check", "{t}", "--out", "{x}"], "exactly one of"),
     (["--check", "{t}", "--validate", "3"], "--validate goes with --recalibrate"),
     (["--recalibrate", "{t}", "--subnets", "11", "--out", "{x}"], "--subnets 11"),

@@ -76,7 +76,7 @@ def _timing(table: LatencyTable, s: CheckSettings) -> dict[str, Any]:
     for name, value, low in (("--subnets", s.subnets, 1), ("--validate", s.validate, 0),
                              ("--net-runs", timing["net_runs"], 1),
                              ("--rounds", timing["rounds"], 1), ("--warmup", timing["warmup"], 0),
-                             ("--net-chunk", s.net_chunk, 1)):
+                             ("--net-chunk", s.net_chunk, 1), ("--seed", s.seed, 0)):
         if value < low:
             raise BadInput(f"{name} {value} must be at least {low}")
     return timing

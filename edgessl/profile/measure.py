@@ -66,7 +66,7 @@ class Settings:
             if getattr(self, name) < 1:
                 flag = name.replace("_", "-")
                 raise BadInput(f"--{flag} {getattr(self, name)} must be at least 1")
-        for name in ("warmup", "validate", "calibrate"):
+        for name in ("warmup", "validate", "calibrate", "seed"):
             if getattr(self, name) < 0:
                 raise BadInput(f"--{name} {getattr(self, name)} must be at least 0")
         if self.dtype not in PRECISIONS:
