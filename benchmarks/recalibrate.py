@@ -76,36 +76,68 @@ def run_commands(args: argparse.Namespace, res_args: list) -> dict:
                      f"edgessl profile --check NEW --subnets {args.check} "
                      f"{' '.join(map(str, res_args))} --threads 1 --seed {args.seed}"],
         "minutes": {"recalibrate": round((t1 - t0) / 60, 1), "check": round((t2 - t1) / 60, 1)},
-        "recalibrate": {k: recal[k] for k in ("subnets", "held_out_per_resolution",
-                                              "corrections", "before", "after")},
+        "recalibrate": {k: recal.get(k) for k in ("subnets", "held_out_per_resolution",
+                                                  "corrections", "kernel_factors", "before",
+                                                  "after")},
         "before": before, "after": check["results"], "networks": check["networks"],
+        "timing_noise": {"recalibrate": recal.get("timing_noise"),
+                         "check": check.get("timing_noise")},
     }
+
+
+VARIANTS = {  # (re-calibration subnets, kernel terms): the 2x2 ablation of the window mode
+    "random, c(r) only": ("random", False), "random, c(r) + kernel factors": ("random", True),
+    "designed, c(r) only": ("designed", False),
+    "designed, c(r) + kernel factors (shipped)": ("designed", True)}
+
+
+def refit(table: LatencyTable, samples: list, kernel_terms: bool) -> LatencyTable:
+    """The re-calibrated table, with or without the kernel terms (without: the method before
+    they existed, one correction per resolution)."""
+    from edgessl.profile import recalibration
+
+    keep = recalibration.MIN_KERNEL
+    recalibration.MIN_KERNEL = keep if kernel_terms else 10**9
+    try:
+        return LatencyTable(dict(table.meta), table.entries,
+                            recalibration.recalibrated_overhead(table, samples))
+    finally:
+        recalibration.MIN_KERNEL = keep
 
 
 def run_window(args: argparse.Namespace, resolutions: list[int]) -> dict:
     from edgessl.profile import check as chk
-    from edgessl.profile.validate import recalibrated_overhead
 
     table = LatencyTable.load(args.table)
-    s = chk.CheckSettings(seed=1, net_chunk=10_000)
+    s = chk.CheckSettings(seed=args.seed, net_chunk=10_000)
     t0 = time.time()
-    cal = chk.fresh_archs(table, chk.spread(args.subnets, table.meta["resolutions"]), s.seed,
-                          chk.TAG_RECALIBRATE)
+    res = [int(r) for r in table.meta["resolutions"]]
+    cal = {"random": chk.fresh_archs(table, chk.spread(args.subnets, res), s.seed,
+                                     chk.TAG_RECALIBRATE),
+           "designed": chk.recalibration_archs(table, args.subnets, res, s.seed)}
+    fitted = {a.to_json() for archs in cal.values() for a in archs}
     fresh = chk.fresh_archs(table, {r: args.check for r in resolutions}, s.seed, chk.TAG_CHECK,
-                            exclude={a.to_json() for a in cal})
+                            exclude=fitted)
+    unique = {a.to_json(): a for archs in cal.values() for a in archs}
     timing = {k: table.meta["timing"][k] for k in ("net_runs", "rounds", "warmup")}
-    nets = chk.measure_archs(table, [("recalibrate", a) for a in cal]
+    nets = chk.measure_archs(table, [("recalibrate", a) for a in unique.values()]
                              + [("check", a) for a in fresh], timing, s)
-    fit_on = [n for n in nets if n["role"] == "recalibrate"]
-    samples = [(n["arch"]["resolution"], table.predict(chk.Arch.from_dict(n["arch"])),
-                n["measured"]["median_ms"]) for n in fit_on]
-    new = LatencyTable(dict(table.meta), table.entries, recalibrated_overhead(table, samples))
+    ms = {json.dumps(n["arch"], sort_keys=True): n["measured"]["median_ms"] for n in nets}
     checked = [n for n in nets if n["role"] == "check"]
     before = chk.score_networks(table, [dict(n) for n in checked])
-    after = chk.score_networks(new, checked)
-    return {"minutes": round((time.time() - t0) / 60, 1), "subnets": len(cal),
-            "corrections": new.overhead["corrections"], "before": before, "after": after,
-            "networks": nets, "timing": timing}
+    variants = {}
+    for name, (design, kernel_terms) in VARIANTS.items():
+        samples = [(a, ms[json.dumps(a.to_dict(), sort_keys=True)]) for a in cal[design]]
+        new = refit(table, samples, kernel_terms)
+        variants[name] = {"corrections": new.overhead["corrections"],
+                          "kernel_factors": new.overhead.get("kernel_factors", {}),
+                          "after": chk.score_networks(new, [dict(n) for n in checked])}
+    shipped = variants["designed, c(r) + kernel factors (shipped)"]
+    return {"minutes": round((time.time() - t0) / 60, 1), "subnets": args.subnets,
+            "seed": s.seed, "corrections": shipped["corrections"],
+            "kernel_factors": shipped["kernel_factors"], "before": before,
+            "after": shipped["after"], "variants": variants, "networks": nets,
+            "timing": timing}
 
 
 def main() -> None:
@@ -120,12 +152,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1,
                     help="commands: the fresh subnets' seed (both commands; 1 is their default)")
     ap.add_argument("--write", action="store_true", help="write the BENCHMARKS.md section")
+    ap.add_argument("--render", action="store_true",
+                    help="measure nothing: render the section from the saved results")
     args = ap.parse_args()
     if args.seed < 0:
         fail(f"--seed {args.seed} must be at least 0")
     resolutions = args.resolution or [128, 224]
     res_args = [a for r in resolutions for a in ("--resolution", r)]
     result = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    if args.render:
+        save(RESULTS, result, SECTION, markdown(result), args.write)
+        return
     result["table"] = str(args.table.relative_to(ROOT))
     part = run_commands(args, res_args) if args.mode == "commands" else run_window(args,
                                                                                   resolutions)
@@ -175,6 +212,10 @@ def corrections(c: dict) -> str:
     return ", ".join(f"{k} px ×{v:.3f}" for k, v in c.items())
 
 
+def factors(f: dict) -> str:
+    return ", ".join(f"{k}x{k} ×{v:.3f}" for k, v in f.items())
+
+
 def markdown(r: dict) -> str:
     lines = ["## Latency table: check and re-calibration on this machine", ""]
     cmd, win = r.get("commands"), r.get("window")
@@ -192,22 +233,42 @@ def markdown(r: dict) -> str:
             f"{cmd['minutes']['check']} min):", "",
             *[f"    {c}" for c in cmd["commands"]], "",
             f"Re-fitted from {rc['subnets']} subnets dealt over the table's resolutions; "
-            f"corrections c(r): {corrections(rc['corrections'])}. Its own "
+            f"corrections c(r): {corrections(rc['corrections'])}"
+            + (f"; kernel factors {factors(rc['kernel_factors'])}" if rc.get("kernel_factors")
+               else "") + ". Its own "
             f"{rc['held_out_per_resolution']} held-out subnets per resolution, measured in the "
             "same run, before → after:", "", HEAD, *rows(rc["before"], rc["after"]), "",
             f"The check, run right after on {cmd['check_per_resolution']} other fresh subnets "
             "per resolution, scored by the shipped table (before) and the re-fitted one "
             "(after), same measurements:", "", HEAD, *rows(cmd["before"], cmd["after"]), "",
             goal_line(cmd["after"]), ""]
+        noise = cmd.get("timing_noise")
+        if noise:
+            fit, chk = (noise[k]["median_p90_over_p10"] for k in ("recalibrate", "check"))
+            lines += [f"How steady the host was (median p90/p10 of a subnet's timed runs; "
+                      f"`--check` warns above 1.3): re-fit {fit:.2f}, check {chk:.2f}.", ""]
     if win:
         lines += [
             f"**One measurement window** (`OMP_NUM_THREADS=1 python benchmarks/recalibrate.py "
-            f"--mode window --write` on {win['date']}; {win['machine']}; {win['minutes']} min): "
-            f"the same fresh subnets as above (the re-fit's {win['subnets']}, the check's "
-            f"{win['check_per_resolution']} per resolution) timed in one interleaved chunk, then "
-            f"the re-fit on the {win['subnets']} (corrections {corrections(win['corrections'])})"
-            " and the check of both tables on the others:", "", HEAD,
+            f"--mode window --seed {win.get('seed', 1)} --write` on {win['date']}; "
+            f"{win['machine']}; {win['minutes']} min): {win['subnets']} random and "
+            f"{win['subnets']} designed re-calibration subnets and {win['check_per_resolution']} "
+            "fresh check subnets per resolution, timed in one interleaved chunk (so a host whose "
+            "speed drifts hits fit and check alike), then each re-fit scored on the check "
+            f"subnets. Shipped method: corrections {corrections(win['corrections'])}"
+            + (f", kernel factors {factors(win['kernel_factors'])}"
+               if win.get("kernel_factors") else "") + ":", "", HEAD,
             *rows(win["before"], win["after"]), "", goal_line(win["after"]), ""]
+        if win.get("variants"):
+            lines += ["The re-fit's two parts, on the same measurements (within ±10% / MAPE):",
+                      "", "| re-calibration subnets, terms | 128 px | 224 px | kernel factors |",
+                      "|---|---|---|---|"]
+            for name, v in win["variants"].items():
+                cells = [f"{v['after'][k]['within_10pct']:.1%} / {v['after'][k]['mape']:.2%}"
+                         for k in ("128", "224")]
+                lines.append(f"| {name} | {' | '.join(cells)} | "
+                             f"{factors(v['kernel_factors']) or '-'} |")
+            lines.append("")
     return "\n".join(lines)
 
 

@@ -12,7 +12,8 @@ from edgessl.cost.latency import BACKENDS, FORMAT, LatencyTable, boundary_keys
 from edgessl.deploy.bench import get_backend
 from edgessl.errors import BadInput
 from edgessl.profile.blocks import Choices, enumerate_specs, sample_arch
-from edgessl.profile.validate import drift, finalize, recalibrated_overhead, scores
+from edgessl.profile.recalibration import design, features, recalibrated_overhead
+from edgessl.profile.validate import drift, finalize, scores
 from edgessl.runtime.backends import BACKENDS as REGISTRY
 from edgessl.spaces import get_space
 
@@ -206,6 +207,7 @@ def test_unavailable_backends_are_bad_input(name):
     ({"per_resolution": {"224": 3}}, "fit per_resolution['224'] is not an object"),
     ({"per_resolution": []}, "per_resolution must be an object"),
     ("fit", "overhead must be an object"),
+    ({"kernel_factors": {"7": -1.2}}, "kernel_factors must map kernel sizes to positive"),
 ])
 def test_table_with_a_broken_fit_is_refused(tmp_path, cli, overhead, needle):
     """A fit lacking its terms is refused when the table is read (it used to be a KeyError in
@@ -244,8 +246,9 @@ def test_recalibration_recovers_a_drift_that_grows_with_resolution():
     samples = []
     for r in [128] * 5 + [224] * 5:
         arch = SPACE.sample(rng, r)
-        samples.append((r, table.predict(arch), truth[r] * table.predict(arch)))
+        samples.append((arch, truth[r] * table.predict(arch)))
     new = recalibrated_overhead(table, samples)
+    assert list(new["kernel_factors"].values()) == pytest.approx([1.0, 1.0], abs=1e-6)
     for r in (128, 160, 192, 224):
         assert new["corrections"][str(r)] == pytest.approx(truth[r], rel=1e-5)
     after = LatencyTable(dict(table.meta), table.entries, new)
@@ -254,9 +257,59 @@ def test_recalibration_recovers_a_drift_that_grows_with_resolution():
         assert after.predict(arch) == pytest.approx(truth[r] * table.predict(arch), rel=1e-5)
     assert new["per_resolution"]["128"]["n"] == 5 and new["per_resolution"]["160"]["n"] == 0
     # one resolution measured: one factor (the median), applied everywhere
-    flat = recalibrated_overhead(table, [(128, 1.0, 1.2), (128, 1.0, 1.1), (128, 1.0, 1.5)])
+    flat = recalibrated_overhead(table, [(a, m * table.predict(a)) for a, m in zip(
+        [SPACE.sample(rng, 128) for _ in range(3)], (1.2, 1.1, 1.5), strict=True)])
     assert list(flat["corrections"].values()) == pytest.approx([1.2] * 4)
     assert drift(np.array([1.0, 2.0, 4.0]), np.array([1.1, 2.0, 5.0])) == 1.1
+
+
+def _device(table: LatencyTable, factors: dict[int, float], c: dict[int, float]):
+    """A synthetic device: each block's ms times ``factors[kernel]``, all times ``c[r]``."""
+    truth = LatencyTable(table.meta, table.entries,
+                         {**table.overhead, "kernel_factors": {str(k): f
+                                                               for k, f in factors.items()}})
+    return lambda arch: c[arch.resolution] * truth.predict(arch)
+
+
+def test_recalibration_learns_which_kernel_sizes_got_slower():
+    """On another CPU 7x7 blocks run 1.35x and 5x5 1.12x slower relative to 3x3 (plus a drift
+    c(r)): ten designed subnets recover the factors, and random subnets none of them saw are
+    then predicted within 1.5%, where one correction per resolution misses some by over 5%."""
+    choices = Choices.of(SPACE, [128, 160, 192, 224])
+    table = synthetic(choices)
+    table.overhead = {"per_resolution": {}, "all": {"scale": 0.9, "per_block_ms": 0.01,
+                                                    "offset_ms": 0.1}}
+    table._cache.clear()
+    drift_c = {r: float(1.6 * np.exp(0.12 * (r - 128) / 96)) for r in (128, 160, 192, 224)}
+    measure = _device(table, {3: 1.0, 5: 1.12, 7: 1.35}, drift_c)
+    rng = np.random.default_rng(3)
+    pool = [SPACE.sample(rng, r) for r in (128, 160, 192, 224) for _ in range(20)]
+    cal = design(table, pool, {128: 3, 160: 3, 192: 2, 224: 2})
+    assert [a.resolution for a in cal].count(128) == 3 and len(cal) == 10
+    x = features(table, cal)
+    assert np.ptp(x[:, 2]) > 0.5 and np.ptp(x[:, 3]) > 0.5  # 5x5 and 7x7 shares tell apart
+    new = LatencyTable(table.meta, table.entries,
+                       recalibrated_overhead(table, [(a, measure(a)) for a in cal]))
+    factors = new.overhead["kernel_factors"]
+    # (ridge-shrunk toward 1: a few points low)
+    assert factors["5"] / factors.get("3", 1.0) == pytest.approx(1.12, abs=0.04)
+    assert factors["7"] / factors.get("3", 1.0) == pytest.approx(1.35, abs=0.04)
+    held = [SPACE.sample(rng, r) for r in (128, 224) for _ in range(30)]
+    truth = np.array([measure(a) for a in held])
+    assert np.max(np.abs(new.predict_many(held) / truth - 1)) < 0.015
+    genes = np.stack([SPACE.encode(a) for a in held])
+    np.testing.assert_allclose(new.predict_genes(genes), new.predict_many(held))
+    trend_only = recalibrated_overhead(table, [(a, measure(a)) for a in cal[:5]])
+    assert "kernel_factors" not in trend_only  # fewer subnets than the kernel terms need
+    old = LatencyTable(table.meta, table.entries, trend_only)
+    assert np.max(np.abs(old.predict_many(held) / truth - 1)) > 0.05
+    # re-calibrating the re-calibrated table composes its factors with the new ones
+    again = _device(table, {3: 1.0, 5: 1.12 * 1.1, 7: 1.35}, {r: 1.0 for r in (128, 160, 192,
+                                                                                224)})
+    cal2 = design(new, pool, {128: 3, 160: 3, 192: 2, 224: 2})
+    newer = recalibrated_overhead(new, [(a, again(a)) for a in cal2])
+    ratio = newer["kernel_factors"]["5"] / newer["kernel_factors"].get("3", 1.0)
+    assert ratio == pytest.approx(1.12 * 1.1, abs=0.04)
 
 
 def test_finalize_keeps_a_recalibrated_fit():

@@ -193,6 +193,10 @@ def test_check_times_fresh_exported_subnets_against_the_table(measured, tmp_path
     assert res["128"]["mape"] == pytest.approx(np.mean(errors), abs=1e-4)
     assert report["timing"]["net_runs"] == 3 and report["clock"] == table.meta["clock"]
     assert (tmp_path / "c.png").stat().st_size > 1000
+    spreads = [n["measured"]["p90_ms"] / n["measured"]["p10_ms"] for n in nets]
+    noise = report["timing_noise"]
+    assert noise["median_p90_over_p10"] == pytest.approx(np.median(spreads), abs=1e-3)
+    assert noise["noisy"] == (noise["median_p90_over_p10"] > 1.3)
 
 
 def test_cli_check_prints_the_scores_and_writes_the_plot(measured, cli, tmp_path, monkeypatch):
@@ -204,6 +208,10 @@ def test_cli_check_prints_the_scores_and_writes_the_plot(measured, cli, tmp_path
     assert "1 fresh subnets per resolution" in out and "drift" in out
     assert "device then:" in out and "scatter plot: tiny-check.png" in out
     assert (tmp_path / "tiny-check.png").stat().st_size > 1000
+    monkeypatch.setattr("edgessl.profile.check.NOISY", 0.5)  # any host is "noisy" now
+    r = cli("profile", "--check", path, "--subnets", 1, *CHEAP, "--plot", tmp_path / "n.png")
+    out = " ".join(r.out.split())
+    assert r.code == 0 and "warning: the host was noisy while timing" in out, r
 
 
 def test_recalibrate_refits_from_few_subnets_and_records_where(measured, cli, tmp_path):

@@ -66,7 +66,7 @@ def _scores_table(title: str, results: dict[str, dict], before: dict | None = No
 def _check_or_recalibrate(mode: str, table: Path, opts: dict[str, Any], out: Path | None,
                           plot: Path | None, keep: Path | None, subnets: int | None,
                           resolution: list[int] | None, net_chunk: int, json: bool) -> None:
-    from edgessl.profile.check import MAX_RECALIBRATE, CheckSettings, check, recalibrate
+    from edgessl.profile.check import MAX_RECALIBRATE, NOISY, CheckSettings, check, recalibrate
 
     given = [k for k in MEASURE_ONLY if opts.get(k) is not None]
     if given:
@@ -108,10 +108,19 @@ def _check_or_recalibrate(mode: str, table: Path, opts: dict[str, Any], out: Pat
     else:
         console.print(f"re-fitted from {report['subnets']} subnets; corrections per resolution: "
                       + ", ".join(f"{r} px x{c:.3f}" for r, c in report["corrections"].items()))
+        if report.get("kernel_factors"):
+            console.print("block factors per kernel size: " + ", ".join(
+                f"{k}x{k} x{f:.3f}" for k, f in report["kernel_factors"].items()))
         console.print(_scores_table(f"{report['held_out_per_resolution']} held-out subnets per "
                                     "resolution, after (and before) re-calibration",
                                     report["after"], report["before"]))
         console.print(f"wrote {report['out']}")
+    noise = report.get("timing_noise") or {}
+    if noise.get("noisy"):
+        console.print(f"[yellow]warning: the host was noisy while timing (median p90/p10 of a "
+                      f"subnet's runs {noise['median_p90_over_p10']:.2f}; steady: below "
+                      f"{NOISY}): these figures mix the table's error with the host's; run "
+                      "again when it is quiet[/]")
     if report.get("plot"):
         console.print(f"scatter plot: {report['plot']}")
 
@@ -177,8 +186,9 @@ def profile(
                         "export does, timed as edgessl bench does) against its predictions.")
     ] = None,
     recalibrate: Annotated[Path | None, typer.Option(
-        "--recalibrate", help="Re-fit TABLE's per-resolution terms from --subnets (at most 10) "
-                              "fresh subnets measured here; writes --out.")] = None,
+        "--recalibrate", help="Re-fit TABLE's per-resolution terms and per-kernel block "
+                              "factors from --subnets (at most 10) subnets measured here, "
+                              "chosen to tell kernel sizes apart; writes --out.")] = None,
     subnets: Annotated[int | None, typer.Option(
         "--subnets", help="--check: fresh subnets per resolution (default 10); "
                           "--recalibrate: subnets to fit on, at most 10 (default 10).")] = None,

@@ -14,7 +14,10 @@ and output. It is measured with two probes at that shape, one and two depthwise 
 ``2 * t(one) - t(two)`` (entries ``probe|in=HxWxC|n=1`` and ``n=2``). ``scale``, ``per_block``
 and ``offset`` are fitted by least squares on whole calibration subnets, per resolution (cache
 behaviour differs with activation size; see :mod:`edgessl.profile.validate`); the table's
-``validation`` then reports held-out subnets. This module needs no torch: ``edgessl cost`` and
+``validation`` then reports held-out subnets. A re-calibrated table (``edgessl profile
+--recalibrate``) may also carry ``kernel_factors``: each block's corrected ms is multiplied by its
+kernel size's factor (another device's vector units favour some kernel sizes over others; see
+:mod:`edgessl.profile.recalibration`). This module needs no torch: ``edgessl cost`` and
 search load it cheaply.
 """
 
@@ -185,7 +188,21 @@ class LatencyTable:
 
     def _block_ms(self, r: int, w: float, i: int, j: int, k: int, e: float) -> float:
         spec = get_space(self.space).block(r, w, i, j, k, e)
-        return self.entry_ms(spec.key) - self._boundary_ms(spec)
+        ms = self.entry_ms(spec.key) - self._boundary_ms(spec)
+        factors = (self.overhead or {}).get("kernel_factors")
+        return ms * float(factors.get(str(k), 1.0)) if factors else ms
+
+    def kernel_sums(self, arch: Arch) -> dict[int, float]:
+        """The searchable blocks' corrected ms summed per kernel size (kernel factors of a
+        re-calibrated table applied): what re-calibration's kernel terms weigh. Stem and head
+        are not included."""
+        self.raw_sum(arch)  # validates the Arch and fills the per-(resolution, width) lookups
+        _, stages = self._cache[(arch.resolution, arch.width_mult)]
+        sums: dict[int, float] = {}
+        for i, stage in enumerate(arch.stages):
+            for j, b in enumerate(stage):
+                sums[b.kernel] = sums.get(b.kernel, 0.0) + stages[i][j][b.kernel][b.expand]
+        return sums
 
     def raw_sum(self, arch: Arch) -> float:
         """Sum of the Arch's entries minus the boundary corrections (before scale/offset).
@@ -311,6 +328,12 @@ def _check_overhead(overhead: Any, where: str) -> None:
     per_res = overhead.get("per_resolution", {})
     if not isinstance(per_res, dict):
         raise BadInput(f"{where}: overhead per_resolution must be an object of fits")
+    factors = overhead.get("kernel_factors", {})
+    if not isinstance(factors, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+            for v in factors.values()):
+        raise BadInput(f"{where}: overhead kernel_factors must map kernel sizes to positive "
+                       "numbers")
     fits = [(f"per_resolution[{r!r}]", fit) for r, fit in per_res.items()]
     if "all" in overhead:
         fits.append(("all", overhead["all"]))

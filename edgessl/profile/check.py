@@ -1,5 +1,6 @@
 """``edgessl profile --check`` and ``--recalibrate``: is a latency table still true on this
-device, and if not, re-fit its per-resolution terms from a few subnets measured now.
+device, and if not, re-fit its per-resolution terms (and per-kernel block factors) from a few
+subnets measured now.
 
 Both export fresh random subnets of the table's sub-space exactly as ``edgessl export`` writes
 them (:func:`edgessl.profile.measure.export_subnet`) and time them as ``edgessl bench`` times a
@@ -7,7 +8,9 @@ file (:func:`edgessl.deploy.bench.prepare` and the runtime's timer), with the ta
 threads, batch, dtype, clock and timing, so what is compared with the prediction is what a user
 of the deployed file would measure. "Fresh" means seeded samples that the table did not fit or
 validate on (its ``networks`` are excluded), with one seed tag per use, so a check after a
-re-calibration scores other subnets than the ones it was fitted on.
+re-calibration scores other subnets than the ones it was fitted on. Re-calibration's own
+subnets are not random but designed to tell the kernel sizes apart
+(:mod:`edgessl.profile.recalibration`).
 """
 
 from __future__ import annotations
@@ -29,12 +32,15 @@ from edgessl.deploy.bench import get_backend
 from edgessl.errors import BadInput
 from edgessl.profile.blocks import Choices, sample_arch
 from edgessl.profile.measure import measure_networks, subnet_session
-from edgessl.profile.validate import drift, plot_points, recalibrated_overhead, scores
+from edgessl.profile.recalibration import design, recalibrated_overhead
+from edgessl.profile.validate import drift, plot_points, scores
 from edgessl.spaces import get_space
 
 Progress = Callable[[str, int, int], None]
 MAX_RECALIBRATE = 10  # "from about ten measured subnets": the point is not re-profiling
 TAG_CHECK, TAG_RECALIBRATE, TAG_HELD_OUT = 3, 4, 5  # seed tags (profile itself uses 1 and 2)
+POOL = 48  # random subnets per resolution that re-calibration's design chooses from
+NOISY = 1.3  # median p90/p10 of a subnet's timed runs above which the host was too noisy
 MATCHED = ("backend", "threads", "batch", "dtype", "clock")
 
 
@@ -116,6 +122,17 @@ def fresh_archs(table: LatencyTable, counts: dict[int, int], seed: int, tag: int
     return out
 
 
+def recalibration_archs(table: LatencyTable, n: int, resolutions: list[int],
+                        seed: int) -> list[Arch]:
+    """``n`` subnets dealt over ``resolutions`` for re-calibration: designed from a seeded
+    pool of fresh random subnets and their kernel-uniform copies
+    (:func:`edgessl.profile.recalibration.design`)."""
+    counts = spread(n, resolutions)
+    pool = fresh_archs(table, {r: POOL for r in counts if counts[r]}, seed, TAG_RECALIBRATE)
+    mine = {Arch.from_dict(net["arch"]).to_json() for net in table.networks}
+    return design(table, pool, counts, exclude=mine)
+
+
 def spread(n: int, resolutions: list[int]) -> dict[int, int]:
     """``n`` subnets dealt over ``resolutions`` in turn (10 over four: 3, 3, 2, 2)."""
     return {r: n // len(resolutions) + (i < n % len(resolutions))
@@ -164,6 +181,16 @@ def score_networks(table: LatencyTable, nets: list[dict]) -> dict[str, Any]:
     return out
 
 
+def timing_noise(nets: list[dict]) -> dict[str, Any]:
+    """How steady the host was while timing: the median over subnets of p90 / p10 of their
+    timed runs (about 1.05-1.2 on a quiet shared CPU; 1.66 was seen during a check that
+    disagreed by 17% with a re-fit made minutes before), and whether it exceeds ``NOISY``."""
+    ratios = [n["measured"]["p90_ms"] / n["measured"]["p10_ms"] for n in nets
+              if n["measured"].get("p10_ms")]
+    spread_ = round(float(np.median(ratios)), 3) if ratios else None
+    return {"median_p90_over_p10": spread_, "noisy": bool(spread_ and spread_ > NOISY)}
+
+
 def _plot(nets: list[dict], title: str, path: str | Path | None) -> str | None:
     if path is None or not nets:
         return None
@@ -201,6 +228,7 @@ def check(path: str | Path, s: CheckSettings, plot: str | Path | None = None,
     archs = fresh_archs(table, {r: s.subnets for r in resolutions}, s.seed, TAG_CHECK)
     nets = measure_archs(table, [("check", a) for a in archs], timing, s, progress)
     report["results"] = score_networks(table, nets)
+    report["timing_noise"] = timing_noise(nets)
     report["subnets_per_resolution"] = s.subnets
     report["plot"] = _plot(nets, _title("check", table, report["results"]), plot)
     report["networks"] = nets
@@ -237,14 +265,14 @@ def recalibrate(path: str | Path, out: str | Path, s: CheckSettings,
     timing = _timing(table, s)
     resolutions = _resolutions(table, s)
     report = _header(table, path, timing, s)
-    cal = fresh_archs(table, spread(s.subnets, resolutions), s.seed, TAG_RECALIBRATE)
+    cal = recalibration_archs(table, s.subnets, resolutions, s.seed)
     held = fresh_archs(table, {r: s.validate for r in resolutions}, s.seed, TAG_HELD_OUT,
                        exclude={a.to_json() for a in cal})
     nets = measure_archs(table, [("recalibrate", a) for a in cal] +
                          [("validate", a) for a in held], timing, s, progress)
     before = score_networks(table, [n for n in nets if n["role"] == "validate"])
-    samples = [(n["arch"]["resolution"], table.predict(Arch.from_dict(n["arch"])),
-                n["measured"]["median_ms"]) for n in nets if n["role"] == "recalibrate"]
+    samples = [(Arch.from_dict(n["arch"]), n["measured"]["median_ms"]) for n in nets
+               if n["role"] == "recalibrate"]
     new = LatencyTable(dict(table.meta), dict(table.entries), recalibrated_overhead(table,
                                                                                    samples))
     new.meta.pop("path", None)
@@ -264,10 +292,13 @@ def recalibrate(path: str | Path, out: str | Path, s: CheckSettings,
     new.meta["path"] = str(out)
     held_nets = [n for n in new.networks if n["role"] == "validate"]
     report.update(out=str(out), subnets=len(cal), held_out_per_resolution=s.validate,
-                  corrections=new.overhead["corrections"], before=before, after=after,
+                  corrections=new.overhead["corrections"],
+                  kernel_factors=new.overhead.get("kernel_factors", {}), before=before,
+                  after=after, timing_noise=timing_noise(nets),
                   plot=_plot(held_nets, _title("after re-calibration", new, after), plot))
     return new, report
 
 
-__all__ = ["CheckSettings", "check", "recalibrate", "fresh_archs", "spread", "score_networks",
-           "measure_archs", "MAX_RECALIBRATE"]
+__all__ = ["CheckSettings", "check", "recalibrate", "fresh_archs", "recalibration_archs",
+           "spread", "score_networks", "measure_archs", "timing_noise", "MAX_RECALIBRATE",
+           "NOISY"]

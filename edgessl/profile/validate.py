@@ -10,14 +10,8 @@ MACs; the per-block term took the held-out error from 3.1% to 2.7% MAPE at 128 a
 1.8% at 224. With fewer than ``MIN_PER_BLOCK`` calibration subnets the per-block term is left
 out (two parameters), with fewer than ``MIN_FIT`` the all-resolution fit is used.
 
-Re-calibration (``edgessl profile --recalibrate``, :func:`recalibrated_overhead`): a table that
-has drifted (runtime upgraded, another power mode, another host) is re-fitted from at most ten
-subnets measured now. Ten subnets cannot refit three terms per resolution (the per-block term
-alone needs ``MIN_PER_BLOCK`` per resolution), so the table's own fit keeps its shape and each
-resolution's terms are multiplied by one correction ``c(r)``, log-linear in the resolution:
-``log(measured / predicted) = a + b * (r - r_mid) / r_half``, two parameters fitted by least
-squares over all the subnets (one, the median, when they cover a single resolution). On the dev
-machine the shipped table's drift was of exactly this kind: 6% at 128 px to 9% at 224 px.
+Re-calibration (``edgessl profile --recalibrate``) on another device from at most ten subnets:
+:mod:`edgessl.profile.recalibration`.
 """
 
 from __future__ import annotations
@@ -28,14 +22,10 @@ import numpy as np
 
 from edgessl.arch import Arch
 from edgessl.cost.latency import LatencyTable
+from edgessl.profile.recalibration import recalibrated_overhead
 
 MIN_FIT = 3  # subnets needed at a resolution for its own fit
 MIN_PER_BLOCK = 8  # subnets needed to also fit the per-block term
-MIN_TREND = 3  # re-calibration subnets (over >= 2 resolutions) needed to fit the slope b
-RECALIBRATE_METHOD = ("table's per-resolution terms (scale, per_block, offset) times one "
-                      "correction c(r) per resolution, log(c) = a + b * (r - r_mid) / r_half, "
-                      "fitted by least squares on log(measured / predicted) of the re-calibration "
-                      "subnets")
 
 
 def _lstsq(raw: np.ndarray, blocks: np.ndarray, measured: np.ndarray) -> dict:
@@ -82,39 +72,6 @@ def drift(predicted: np.ndarray, measured: np.ndarray) -> float:
     return round(float(np.median(np.asarray(measured) / np.asarray(predicted))), 4)
 
 
-def recalibrated_overhead(table: LatencyTable, samples: list[tuple[int, float, float]]) -> dict:
-    """The table's overhead re-fitted from ``samples`` of (resolution, predicted by the table's
-    current fit, measured now) ms (see the module doc); ``corrections`` records c(r) and the
-    subnets seen per resolution."""
-    res = np.array([s[0] for s in samples], dtype=np.float64)
-    y = np.log(np.array([s[2] for s in samples]) / np.array([s[1] for s in samples]))
-    table_res = [int(r) for r in table.meta["resolutions"]]
-    mid, half = (max(table_res) + min(table_res)) / 2, max((max(table_res) - min(table_res)) / 2,
-                                                           1.0)
-    if len(samples) >= MIN_TREND and len(set(res.tolist())) >= 2:
-        slope, intercept = np.polyfit((res - mid) / half, y, 1)
-    else:
-        slope, intercept = 0.0, float(np.median(y))
-    per_res, corrections = {}, {}
-    for r in table_res:
-        c = float(np.exp(intercept + slope * (r - mid) / half))
-        scale, per_block, offset = table.fit_for(r)
-        per_res[str(r)] = {"scale": round(c * scale, 6), "per_block_ms": round(c * per_block, 6),
-                           "offset_ms": round(c * offset, 6),
-                           "n": int(np.sum(res == r))}
-        corrections[str(r)] = round(c, 6)
-    base_all = table.overhead.get("all") or {"scale": 1.0, "per_block_ms": 0.0, "offset_ms": 0.0}
-    c_all = float(np.exp(intercept))
-    return {"method": RECALIBRATE_METHOD, "per_resolution": per_res,
-            "all": {"scale": round(c_all * float(base_all["scale"]), 6),
-                    "per_block_ms": round(c_all * float(base_all.get("per_block_ms", 0.0)), 6),
-                    "offset_ms": round(c_all * float(base_all["offset_ms"]), 6),
-                    "n": len(samples)},
-            "corrections": corrections,
-            "trend": {"a": round(float(intercept), 6), "b": round(float(slope), 6),
-                      "r_mid": mid, "r_half": half}}
-
-
 def _refit(table: LatencyTable, rows: list[tuple]) -> None:
     """Set ``table.overhead``: least squares on the calibration subnets, or for a re-calibrated
     table the correction of its base fit on the re-calibration subnets."""
@@ -122,7 +79,7 @@ def _refit(table: LatencyTable, rows: list[tuple]) -> None:
     if recal:
         table.overhead = dict(recal["base_overhead"])
         table._cache.clear()
-        samples = [(r[1], table.predict(Arch.from_dict(net["arch"])), r[3])
+        samples = [(Arch.from_dict(net["arch"]), r[3])
                    for net, r in zip(table.networks, rows, strict=True) if r[0] == "recalibrate"]
         table.overhead = recalibrated_overhead(table, samples) if samples else table.overhead
         return
@@ -214,4 +171,4 @@ def plot_points(points: list[tuple[int, float, float]], title: str, path: str | 
     return Path(path)
 
 
-__all__ = ["finalize", "plot", "plot_points", "scores", "drift", "recalibrated_overhead"]
+__all__ = ["finalize", "plot", "plot_points", "scores", "drift"]

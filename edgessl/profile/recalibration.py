@@ -1,0 +1,179 @@
+"""Re-calibrate a latency table on the device it is used on, from at most ten subnets.
+
+**Model.** A table made on one device predicts ``p`` for a subnet; here it measures ``m``::
+
+    log(m / p) = a + b * (r - r_mid) / r_half + log(1 + sum_k d_k * x_k)
+
+``r`` is the resolution; ``x_k`` is the share of ``p`` that the subnet's kernel-``k`` blocks make
+up (``scale[r]`` times their corrected ms, over ``p``), for every kernel size but the smallest,
+the reference. ``a`` and ``b`` give one correction ``c(r)`` per resolution, log-linear in ``r``:
+the drift of a runtime upgrade or another power mode (6% at 128 px to 9% at 224 px on the dev
+machine). The kernel terms are what another CPU's vector units do: blocks of one kernel size
+get slower relative to the others. Measured: the shipped table (a Xeon with AVX-512 and AMX) on
+an AVX2-only EPYC ran 1.7x slower overall, and what ``c(r)`` alone left over correlated with the
+share of 7x7 blocks (r = 0.75); with kernel terms, a fit on 30 subnets at 128 px left a spread
+of 3.0% instead of 6.0% (``benchmarks/recalibrate.py``, BENCHMARKS.md). Each block's ms is then
+multiplied by ``1 + d_k`` (``overhead["kernel_factors"]``, clipped to
+[``FACTOR_MIN``, ``FACTOR_MAX``]) and ``c(r)`` re-fitted given them, so a prediction is still
+``scale[r] * corrected + per_block[r] * n + offset[r]``. The kernel terms are fitted by nonlinear
+least squares (ridge-shrunk toward 0 by ``RIDGE``) and only with at least ``MIN_KERNEL`` subnets;
+with fewer than ``MIN_TREND`` (or one resolution) ``c`` is one factor, the median ratio.
+
+**Design.** Random subnets hardly differ in kernel mix (the 7x7 share of ten random subnets has a
+spread of about 0.12), so kernel terms fitted on them rest on noise. The re-calibration subnets
+are chosen instead (:func:`design`): from a seeded pool of random subnets and their
+kernel-uniform copies (every block set to one kernel size), greedily, each pick the candidate
+that most increases ``det(X^T X)`` of the features ``[1, r, x_k]`` and the width multiplier
+(D-optimal design; the width is not fitted, it only keeps the picks from sharing one width),
+with the resolutions dealt as before. The subnets that score the table stay random.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgessl.arch import Arch, Block
+from edgessl.cost.latency import LatencyTable
+from edgessl.spaces import get_space
+
+MIN_TREND = 3  # re-calibration subnets (over >= 2 resolutions) needed to fit the slope b
+MIN_KERNEL = 6  # re-calibration subnets needed to fit the kernel terms
+RIDGE = 0.005  # per subnet: the kernel terms' penalty, relative to their features' scale
+FACTOR_MIN, FACTOR_MAX = 0.5, 2.0  # a kernel factor outside this is a misfit, not a device
+RECALIBRATE_METHOD = ("table's per-resolution terms (scale, per_block, offset) times one "
+                      "correction c(r) per resolution, log(c) = a + b * (r - r_mid) / r_half, "
+                      "and each block's ms times a factor 1 + d_k for its kernel size k, fitted "
+                      "by least squares on log(measured / predicted) of the re-calibration "
+                      "subnets (kernel terms ridge-shrunk, reference: the smallest kernel)")
+
+
+def kernels_of(table: LatencyTable) -> list[int]:
+    """The kernel sizes the table covers (its choices, else its space's), ascending."""
+    ks = (table.meta.get("choices") or {}).get("kernels") or get_space(table.space).kernels
+    return sorted(int(k) for k in ks)
+
+
+def features(table: LatencyTable, archs: list[Arch]) -> np.ndarray:
+    """Rows ``[1, (r - r_mid) / r_half, x_k for each kernel but the smallest]`` per Arch."""
+    res = [int(r) for r in table.meta["resolutions"]]
+    mid, half = (max(res) + min(res)) / 2, max((max(res) - min(res)) / 2, 1.0)
+    others = kernels_of(table)[1:]
+    rows = []
+    for a in archs:
+        pred, sums = table.predict(a), table.kernel_sums(a)
+        scale = table.fit_for(a.resolution)[0]
+        rows.append([1.0, (a.resolution - mid) / half,
+                     *(scale * sums.get(k, 0.0) / pred for k in others)])
+    return np.array(rows, dtype=np.float64).reshape(len(archs), 2 + len(others))
+
+
+def _kernel_terms(table: LatencyTable, x: np.ndarray, y: np.ndarray) -> dict[int, float]:
+    """``d_k`` per kernel (none when too few subnets or no spread in kernel mix): nonlinear
+    least squares of ``y = a + b * r + log(1 + sum_k d_k * x_k)``, ridge on the ``d_k``."""
+    from scipy.optimize import least_squares
+
+    others = kernels_of(table)[1:]
+    if len(y) < MIN_KERNEL or not others or np.min(np.ptp(x[:, 2:], axis=0)) < 0.05:
+        return {}
+    trend = len(y) >= MIN_TREND and len(set(x[:, 1].tolist())) >= 2
+    base = x[:, :2] if trend else x[:, :1]  # no slope from one resolution
+    shares, ridge = x[:, 2:], np.sqrt(RIDGE * len(y))
+    lo = FACTOR_MIN - 1 + 1e-6
+
+    def residuals(theta: np.ndarray) -> np.ndarray:
+        ab, d = theta[:base.shape[1]], theta[base.shape[1]:]
+        fit = base @ ab + np.log1p(np.maximum(shares @ d, lo))
+        return np.concatenate([fit - y, ridge * d])
+
+    start = np.zeros(base.shape[1] + len(others))
+    start[0] = float(np.mean(y))
+    d = least_squares(residuals, start, bounds=(
+        [-np.inf] * base.shape[1] + [lo] * len(others),
+        [np.inf] * base.shape[1] + [FACTOR_MAX - 1] * len(others))).x[base.shape[1]:]
+    return {k: float(v) for k, v in zip(others, d, strict=True)}
+
+
+def recalibrated_overhead(table: LatencyTable, samples: list[tuple[Arch, float]]) -> dict:
+    """The table's overhead re-fitted from ``samples`` of (Arch, ms measured now) (see the
+    module doc); ``corrections`` records c(r), ``kernel_factors`` the block factors (the base
+    table's own times the new ones), ``per_resolution[r]["n"]`` the subnets seen there."""
+    archs = [a for a, _ in samples]
+    measured = np.array([m for _, m in samples], dtype=np.float64)
+    x = features(table, archs)
+    y = np.log(measured / table.predict_many(archs))
+    base = dict(table.overhead)
+    factors = {str(k): float(v) for k, v in (base.get("kernel_factors") or {}).items()}
+    terms = _kernel_terms(table, x, y)
+    if terms:
+        for k, d in terms.items():
+            factors[str(k)] = round(factors.get(str(k), 1.0) * (1 + d), 6)
+        view = LatencyTable(table.meta, table.entries, {**base, "kernel_factors": factors})
+        y = np.log(measured / view.predict_many(archs))
+    rn = x[:, 1]
+    if len(samples) >= MIN_TREND and len(set(rn.tolist())) >= 2:
+        slope, intercept = np.polyfit(rn, y, 1)
+    else:
+        slope, intercept = 0.0, float(np.median(y))
+    table_res = [int(r) for r in table.meta["resolutions"]]
+    mid, half = (max(table_res) + min(table_res)) / 2, max((max(table_res) - min(table_res)) / 2,
+                                                           1.0)
+    res = np.array([a.resolution for a in archs])
+    per_res, corrections = {}, {}
+    for r in table_res:
+        c = float(np.exp(intercept + slope * (r - mid) / half))
+        scale, per_block, offset = table.fit_for(r)
+        per_res[str(r)] = {"scale": round(c * scale, 6), "per_block_ms": round(c * per_block, 6),
+                           "offset_ms": round(c * offset, 6), "n": int(np.sum(res == r))}
+        corrections[str(r)] = round(c, 6)
+    base_all = base.get("all") or {"scale": 1.0, "per_block_ms": 0.0, "offset_ms": 0.0}
+    c_all = float(np.exp(intercept))
+    out = {"method": RECALIBRATE_METHOD, "per_resolution": per_res,
+           "all": {"scale": round(c_all * float(base_all["scale"]), 6),
+                   "per_block_ms": round(c_all * float(base_all.get("per_block_ms", 0.0)), 6),
+                   "offset_ms": round(c_all * float(base_all["offset_ms"]), 6),
+                   "n": len(samples)},
+           "corrections": corrections,
+           "trend": {"a": round(float(intercept), 6), "b": round(float(slope), 6),
+                     "r_mid": mid, "r_half": half}}
+    if factors:
+        out["kernel_factors"] = factors
+    return out
+
+
+def uniform_copies(arch: Arch, kernels: list[int]) -> list[Arch]:
+    """``arch`` with every block set to one kernel size, for each size."""
+    return [arch.replace(stages=tuple(tuple(Block(k, b.expand) for b in stage)
+                                      for stage in arch.stages)) for k in kernels]
+
+
+def design(table: LatencyTable, pool: list[Arch], counts: dict[int, int],
+           exclude: set[str] = frozenset()) -> list[Arch]:
+    """``counts[r]`` subnets per resolution from ``pool`` and its kernel-uniform copies (none in
+    ``exclude``, canonical JSON), picked greedily for a D-optimal fit (see the module doc)."""
+    seen, cands = set(exclude), []
+    ks = kernels_of(table)
+    for a in pool:
+        for c in (a, *uniform_copies(a, ks)):
+            if c.to_json() not in seen:
+                seen.add(c.to_json())
+                cands.append(c)
+    widths = np.array([float(a.width_mult) for a in cands])
+    spread_w = (widths - widths.mean()) / max(float(np.ptp(widths)) / 2, 1e-9)
+    x = np.column_stack([features(table, cands), spread_w])  # width: for variety, not fitted
+    res = np.array([a.resolution for a in cands])
+    info = 1e-3 * np.eye(x.shape[1])
+    slots = [r for i in range(max(counts.values(), default=0)) for r in counts if i < counts[r]]
+    taken: list[int] = []
+    for r in slots:  # resolutions dealt in turn, as spread() deals them
+        free = np.setdiff1d(np.flatnonzero(res == r), taken)
+        if not free.size:
+            continue
+        gain = np.einsum("ij,jk,ik->i", x[free], np.linalg.inv(info), x[free])
+        pick = int(free[int(np.argmax(gain))])
+        taken.append(pick)
+        info += np.outer(x[pick], x[pick])
+    return [cands[i] for i in taken]
+
+
+__all__ = ["recalibrated_overhead", "design", "features", "uniform_copies", "kernels_of",
+           "RECALIBRATE_METHOD", "MIN_TREND", "MIN_KERNEL"]
