@@ -43,8 +43,9 @@ FACTOR_MIN, FACTOR_MAX = 0.5, 2.0  # a kernel factor outside this is a misfit, n
 RECALIBRATE_METHOD = ("table's per-resolution terms (scale, per_block, offset) times one "
                       "correction c(r) per resolution, log(c) = a + b * (r - r_mid) / r_half, "
                       "and each block's ms times a factor 1 + d_k for its kernel size k, fitted "
-                      "by least squares on log(measured / predicted) of the re-calibration "
-                      "subnets (kernel terms ridge-shrunk, reference: the smallest kernel)")
+                      "by nonlinear least squares on log(measured / predicted) of designed "
+                      "re-calibration subnets (d_k ridge-shrunk, reference: the smallest "
+                      "kernel), then c(r) re-fitted given the factors")
 
 
 def kernels_of(table: LatencyTable) -> list[int]:
@@ -53,10 +54,15 @@ def kernels_of(table: LatencyTable) -> list[int]:
     return sorted(int(k) for k in ks)
 
 
+def _res_centre(table: LatencyTable) -> tuple[float, float]:
+    """(r_mid, r_half) of the table's resolutions: the trend's variable is (r - mid) / half."""
+    res = [int(r) for r in table.meta["resolutions"]]
+    return (max(res) + min(res)) / 2, max((max(res) - min(res)) / 2, 1.0)
+
+
 def features(table: LatencyTable, archs: list[Arch]) -> np.ndarray:
     """Rows ``[1, (r - r_mid) / r_half, x_k for each kernel but the smallest]`` per Arch."""
-    res = [int(r) for r in table.meta["resolutions"]]
-    mid, half = (max(res) + min(res)) / 2, max((max(res) - min(res)) / 2, 1.0)
+    mid, half = _res_centre(table)
     others = kernels_of(table)[1:]
     rows = []
     for a in archs:
@@ -115,8 +121,7 @@ def recalibrated_overhead(table: LatencyTable, samples: list[tuple[Arch, float]]
     else:
         slope, intercept = 0.0, float(np.median(y))
     table_res = [int(r) for r in table.meta["resolutions"]]
-    mid, half = (max(table_res) + min(table_res)) / 2, max((max(table_res) - min(table_res)) / 2,
-                                                           1.0)
+    mid, half = _res_centre(table)
     res = np.array([a.resolution for a in archs])
     per_res, corrections = {}, {}
     for r in table_res:
