@@ -137,7 +137,7 @@ def test_max_drop_failure_exits_1_and_keeps_the_report(cli, result, tmp_path):
     grey = _grey_folder(tmp_path)
     r = cli("export", folder, "--int8", "--calib-data", grey, "--calib-images", "1",
             "--eval-data", "digits", "--max-drop", "0", "--resolution", RES,
-            "--eval-images", "200", "--out", tmp_path / "E")
+            "--eval-images", "200", "--no-reduce-range", "--out", tmp_path / "E")
     assert r.code == 1, r
     assert r.err.startswith("error: INT8 accuracy check failed (model_int8.onnx")
     assert r.err.count("\n") == 1 and "--max-drop 0" in r.err
@@ -145,11 +145,13 @@ def test_max_drop_failure_exits_1_and_keeps_the_report(cli, result, tmp_path):
     f = report["int8"]["files"]["model_int8.onnx"]
     assert not f["check"]["passed"] and f["check"]["drop_points"] > 0
     assert report["int8"]["calibration"]["images"] == 1
+    assert f["weight_bits"] == {"bits": 8, "why": "--no-reduce-range"}
     assert (tmp_path / "E" / "model_int8.onnx").is_file()
     # the same drop passes under a tolerance that covers it: the threshold decides
     r = cli("export", folder, "--int8", "--calib-data", grey, "--calib-images", "1",
             "--eval-data", "digits", "--max-drop", str(f["check"]["drop_points"] + 0.01),
-            "--resolution", RES, "--eval-images", "200", "--out", tmp_path / "E2", "--json")
+            "--resolution", RES, "--eval-images", "200", "--no-reduce-range",
+            "--out", tmp_path / "E2", "--json")
     assert r.code == 0, r
     assert json.loads(r.out)["int8"]["files"]["model_int8.onnx"]["check"]["drop_points"] == \
         f["check"]["drop_points"]
@@ -214,6 +216,7 @@ def _unlabelled(tmp_path):
     (["--int8", "--eval-data", "{unlabelled}"], "--eval-data"),
     (["--calib-data", "digits"], "--calib-data goes with --int8"),
     (["--max-drop", "2"], "--max-drop goes with --int8"),
+    (["--reduce-range"], "--reduce-range/--no-reduce-range goes with --int8"),
 ])
 def test_bad_int8_input_exits_2_before_exporting(cli, result, tmp_path, args, needle):
     folder, _ = result
@@ -320,6 +323,46 @@ def test_int8_options_checked():
                            ({"calib_method": "mse"}, "--calib-method")):
         with pytest.raises(BadInput, match=needle):
             Int8Options(**kwargs).check()
+
+
+@pytest.mark.parametrize("machine, flags, risk", [
+    ("x86_64", {"avx2", "fma"}, True),            # vpmaddubsw: int16 pair sums saturate
+    ("x86_64", {"avx2", "avx512_vnni"}, False),
+    ("AMD64", {"avx2", "avx_vnni"}, False),
+    ("x86_64", None, True),                       # flags unreadable: assume the risk
+    ("aarch64", {"asimd", "asimddp"}, False),
+])
+def test_saturation_risk_follows_the_cpu(monkeypatch, machine, flags, risk):
+    monkeypatch.setattr("platform.machine", lambda: machine)
+    monkeypatch.setattr(q, "cpu_flags", lambda: flags)
+    got, why = q.saturation_risk()
+    assert got is risk and why
+
+
+def _weights(path) -> list[np.ndarray]:
+    """The quantized conv weights (int8, 4-D) of a QDQ file."""
+    g = onnx.load(str(path)).graph
+    arrays = [onnx.numpy_helper.to_array(i) for i in g.initializer]
+    return [a for a in arrays if a.dtype == np.int8 and a.ndim == 4]
+
+
+def test_reduce_range_writes_7_bit_weights_where_the_cpu_would_saturate(tmp_path, monkeypatch):
+    """reduce_range reaches quantize_static (weights within [-64, 63] instead of using the
+    whole int8 range); by default it follows this CPU for the onnxruntime file (u8s8) and never
+    applies to TensorRT's (s8s8); export.json records the bits and why."""
+    module, shape, real = _block("stem")
+    model = onnx_model(module, shape)
+    seven = q.quantize_model(model, tmp_path / "7.onnx", real, reduce_range=True)
+    eight = q.quantize_model(model, tmp_path / "8.onnx", real, reduce_range=False)
+    assert seven["weight_bits"]["bits"] == 7 and eight["weight_bits"]["bits"] == 8
+    assert max(int(np.abs(w).max()) for w in _weights(tmp_path / "7.onnx")) <= 64
+    assert max(int(np.abs(w).max()) for w in _weights(tmp_path / "8.onnx")) >= 120
+    for risk in (True, False):
+        monkeypatch.setattr(q, "saturation_risk", lambda r=risk: (r, "test"))
+        auto = q.quantize_model(model, tmp_path / "a.onnx", real)
+        assert auto["weight_bits"] == {"bits": 7 if risk else 8, "why": "test"}
+        trt = q.quantize_model(model, tmp_path / "t.onnx", real, scheme="s8s8")
+        assert trt["weight_bits"]["bits"] == 8
 
 
 def test_schemes_for_backends():

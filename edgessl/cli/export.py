@@ -61,6 +61,10 @@ def export_cmd(
     eval_images: Annotated[int | None, typer.Option(
         "--eval-images", help="--int8: test images of the accuracy check (default 1000; "
                               "bank 2000).")] = None,
+    reduce_range: Annotated[bool | None, typer.Option(
+        "--reduce-range/--no-reduce-range", help="--int8: 7-bit weights in model_int8.onnx "
+        "(default: on for x86 CPUs without VNNI, where 8-bit weights saturate; off "
+        "elsewhere).")] = None,
     json: JsonOpt = False,
 ) -> None:
     """Export a network to ONNX (checked with onnx.checker and against PyTorch on real images)
@@ -77,7 +81,7 @@ def export_cmd(
     from edgessl.deploy.export import export
 
     opts = _int8_options(int8, calib_data, calib_images, calib_method, max_drop, eval_data,
-                         eval_images)
+                         eval_images, reduce_range)
     steps = 6 + (3 if fp16 else 0) + (1 if tensorrt else 0) + (
         0 if opts is None else 4 + (3 if tensorrt else 0))
     with ProgressBar("export", quiet=json) as bar:
@@ -111,13 +115,14 @@ def export_cmd(
 
 
 def _int8_options(int8: bool, calib_data, calib_images, calib_method, max_drop, eval_data,
-                  eval_images):
+                  eval_images, reduce_range):
     """The INT8 options, or None without --int8 (where giving one is bad input)."""
     from edgessl.deploy.int8_export import Int8Options
 
     given = {"--calib-data": calib_data, "--calib-images": calib_images,
              "--calib-method": calib_method, "--max-drop": max_drop,
-             "--eval-data": eval_data, "--eval-images": eval_images}
+             "--eval-data": eval_data, "--eval-images": eval_images,
+             "--reduce-range/--no-reduce-range": reduce_range}
     if not int8:
         flag = next((k for k, v in given.items() if v is not None), None)
         if flag:
@@ -126,7 +131,8 @@ def _int8_options(int8: bool, calib_data, calib_images, calib_method, max_drop, 
     d = Int8Options()
     return Int8Options(calib_data, d.calib_images if calib_images is None else calib_images,
                        calib_method or d.calib_method, d.max_drop if max_drop is None else
-                       max_drop, eval_data, d.eval_images if eval_images is None else eval_images)
+                       max_drop, eval_data, d.eval_images if eval_images is None else eval_images,
+                       reduce_range=reduce_range)
 
 
 def _print_int8(report: dict) -> None:
@@ -135,11 +141,13 @@ def _print_int8(report: dict) -> None:
     console.print(f"INT8: calibrated on {cal['images']} images of {cal['data']} "
                   f"({cal['method']}); kNN on {chk['data']} ({chk['bank_images']} bank, "
                   f"{chk['test_images']} test): fp32 {chk['knn']['fp32']:.2%}")
-    table = Table("file", "scheme", "kNN", "drop (points)", "cosine mean",
+    table = Table("file", "scheme", "weights", "kNN", "drop (points)", "cosine mean",
                   "centred cosine mean / min", "check")
     for name, f in part["files"].items():
         c = f["check"]
-        table.add_row(name, f["scheme"]["name"], f"{c['knn']:.2%}", f"{c['drop_points']:.2f}",
+        bits = f.get("weight_bits", {}).get("bits", 8)
+        table.add_row(name, f["scheme"]["name"], f"{bits}-bit", f"{c['knn']:.2%}",
+                      f"{c['drop_points']:.2f}",
                       f"{c['feature_cosine']['mean']:.4f}",
                       f"{c['centred_cosine']['mean']:.3f} / {c['centred_cosine']['min']:.3f}",
                       "[green]pass[/]" if c["passed"] else f"[red]FAIL[/] (> {chk['max_drop']:g})")

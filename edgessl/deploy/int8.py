@@ -32,6 +32,11 @@ one thread, a random 224 px ``mobilenet`` subnet):
   feature cosine (0.99745 against 0.99703 at worst). What onnxruntime has no int8 kernel
   for (HardSwish and HardSigmoid, the float Mul inside HardSwish) runs in float between a
   DQ and a Q; that is onnxruntime's choice, recorded in ``export.json`` (``qdq.ops``).
+- Weights get 8 bits, or 7 (onnxruntime's ``reduce_range``) for ``u8s8`` on an x86 CPU
+  without VNNI (:func:`saturation_risk`; ``--reduce-range/--no-reduce-range`` overrides):
+  there ``vpmaddubsw`` sums pairs of uint8 x int8 products in int16 and saturates. Measured on
+  an AVX2-only EPYC: three searched subnets lost 3.6, 3.8 and 4.6 kNN points with 8-bit
+  weights (feature cosine 0.96-0.98), 1.4, 0.1 and 0.0 with 7-bit (0.992-0.999).
 - ``quant_pre_process`` is not run: the dynamo export already carries every shape with
   BatchNorm folded; preprocessing changed no timing here and only renamed nodes.
 """
@@ -83,6 +88,38 @@ SCHEMES = {
     "u8s8": Scheme("u8s8", "uint8", "onnxruntime (CPU)", float_bias=False),
     "s8s8": Scheme("s8s8", "int8", "TensorRT (explicit quantization)", float_bias=True),
 }
+
+
+def cpu_flags() -> set[str] | None:
+    """This CPU's feature flags (Linux /proc/cpuinfo), None where they cannot be read."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            return set(line.split(":", 1)[1].split())
+    return None
+
+
+def saturation_risk() -> tuple[bool, str]:
+    """Whether onnxruntime's u8s8 kernels can saturate on this CPU, and why: x86 without VNNI
+    multiplies uint8 by int8 with ``vpmaddubsw``, whose pairwise sums saturate at int16;
+    onnxruntime's answer is 7-bit weights (``reduce_range``). VNNI (``vpdpbusd``) and ARM
+    accumulate in int32. Measured: three searched subnets on an AVX2-only EPYC lost 3.6-4.6 kNN
+    points with 8-bit weights, 0.0-1.4 with 7-bit (BENCHMARKS.md, ``int8_reading``)."""
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686", "x86"):
+        return False, f"{platform.machine()} CPU: int8 products accumulate in int32"
+    flags = cpu_flags()
+    if flags is None:
+        return True, "x86 CPU whose features could not be read: assumed without VNNI"
+    vnni = sorted(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+    if vnni:
+        return False, f"x86 CPU with {', '.join(vnni)}: int8 products accumulate in int32"
+    return True, ("x86 CPU without VNNI: u8 x s8 pair sums saturate at int16 (vpmaddubsw); "
+                  "7-bit weights avoid it")
 
 
 def scheme_for(backend: str) -> str:
@@ -222,10 +259,13 @@ def _input_name(model: onnx.ModelProto) -> str:
 
 def quantize_model(model: onnx.ModelProto, out: str | Path, inputs: np.ndarray,
                    scheme: str = "u8s8", method: str = "minmax",
-                   keep_float: dict[str, list[str]] | None = None) -> dict[str, Any]:
+                   keep_float: dict[str, list[str]] | None = None,
+                   reduce_range: bool | None = None) -> dict[str, Any]:
     """Quantize ``model`` (fp32 ONNX) with calibration ``inputs`` (N model inputs: shape
     (N, *input shape)) and write the QDQ model to ``out`` atomically; returns what was done
-    (scheme, method, rewrites) for ``export.json``. ``keep_float`` (mixed-precision
+    (scheme, method, weight bits, rewrites) for ``export.json``. ``reduce_range``: 7-bit
+    weights; None decides for the u8s8 scheme by :func:`saturation_risk` of this CPU (where
+    the accuracy check runs), never for s8s8 (TensorRT). ``keep_float`` (mixed-precision
     experiments, ``benchmarks/int8_variants.py``; export never sets it): quantize_static's
     ``nodes_to_exclude`` and/or ``op_types_to_quantize``."""
     from onnxruntime.quantization import (
@@ -241,6 +281,12 @@ def quantize_model(model: onnx.ModelProto, out: str | Path, inputs: np.ndarray,
     calib = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
              "percentile": CalibrationMethod.Percentile}[method]
     act = QuantType.QUInt8 if sch.activations == "uint8" else QuantType.QInt8
+    if reduce_range is None:
+        risk, why = saturation_risk() if sch.activations == "uint8" else (
+            False, f"{sch.name} for {sch.target}: no saturation")
+        reduce_range = risk
+    else:
+        why = "--reduce-range" if reduce_range else "--no-reduce-range"
     extra = {"ActivationSymmetric": sch.activations == "int8", "WeightSymmetric": True,
              "QuantizeBias": not sch.float_bias, "CalibStridedMinMax": _chunk(len(inputs))}
     reader = _Reader(_input_name(prepared), np.ascontiguousarray(inputs, dtype=np.float32))
@@ -250,7 +296,8 @@ def quantize_model(model: onnx.ModelProto, out: str | Path, inputs: np.ndarray,
 
         def write(path: Path) -> None:
             quantize_static(str(src), str(path), reader, quant_format=QuantFormat.QDQ,
-                            per_channel=True, activation_type=act, weight_type=QuantType.QInt8,
+                            per_channel=True, reduce_range=reduce_range,
+                            activation_type=act, weight_type=QuantType.QInt8,
                             calibrate_method=calib, extra_options=extra, **(keep_float or {}))
 
         try:
@@ -262,6 +309,7 @@ def quantize_model(model: onnx.ModelProto, out: str | Path, inputs: np.ndarray,
     written.chmod(0o644)
     return {"scheme": sch.to_dict(), "calibration_method": method,
             "calibration_inputs": int(len(inputs)),
+            "weight_bits": {"bits": 7 if reduce_range else 8, "why": why},
             "rewrites": {"ReduceMean(H, W) -> GlobalAveragePool": pools},
             "fp32_layers": "none with weights; ops without an int8 kernel in onnxruntime run "
                            "in float between DQ and Q (see qdq.ops)"}
@@ -404,7 +452,8 @@ def _pairwise(a: np.ndarray, n: int = 500) -> float:
     return float(sim[np.triu_indices(len(x), 1)].mean())
 
 
-__all__ = ["CALIB_METHODS", "SCHEMES", "Scheme", "scheme_for", "check_options", "open_images",
+__all__ = ["CALIB_METHODS", "SCHEMES", "Scheme", "scheme_for", "saturation_risk", "cpu_flags",
+           "check_options", "open_images",
            "iter_batches", "calibration_images", "random_calibration", "pool_rewrite",
            "quantize_model", "quantized_bytes", "qdq_summary", "run_batches",
            "accuracy_check"]

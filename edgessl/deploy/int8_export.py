@@ -44,6 +44,7 @@ class Int8Options:
     eval_images: int = q.DEFAULT_EVAL_IMAGES
     eval_bank: int = q.DEFAULT_EVAL_BANK
     seed: int = 0
+    reduce_range: bool | None = None  # 7-bit weights; None: by this CPU (q.saturation_risk)
 
     def check(self) -> None:
         """:class:`BadInput` for an unusable option (before any work)."""
@@ -102,7 +103,7 @@ def int8_part(out: Path, src: Source, fp32: Path, opts: Int8Options, calib: dict
     for name in names:
         step(f"quantizing {name}")
         info = q.quantize_model(model, out / name, images[:, None], FILE_SCHEMES[name],
-                                opts.calib_method)
+                                opts.calib_method, reduce_range=opts.reduce_range)
         donnx.check_model(out / name)
         files[name] = {**info, "onnx": donnx.describe_onnx(out / name),
                        "qdq": q.qdq_summary(out / name),
