@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _machine import machine, publish, today  # noqa: E402
 from train_throughput import _step_fn  # noqa: E402
 
+from edgessl.runtime.host import cpu_flags as host_cpu_flags  # noqa: E402
 from edgessl.spaces import get_space  # noqa: E402
 from edgessl.train.model import sample_students  # noqa: E402
 
@@ -29,9 +30,8 @@ SPACES = ("mobilenet", "resnet", "resnet18")
 
 def cpu_flags() -> str:
     """The bf16-relevant CPU flags (AMX, AVX-512 BF16) of this machine, from /proc/cpuinfo."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
+    flags = host_cpu_flags()
+    if flags is None:
         return "unknown"
     return ", ".join(sorted(f for f in flags if f.startswith(("amx", "avx512_bf16")))) or "none"
 

@@ -35,6 +35,7 @@ from _machine import BENCHMARKS, machine, today, write_section
 from edgessl.baselines import BASELINES
 from edgessl.deploy.export import export
 from edgessl.deploy.int8_export import ONNX_INT8, Int8Options
+from edgessl.runtime.host import cpu_flags
 from edgessl.runtime.sessions import OrtSession
 from edgessl.runtime.timer import summarize, time_interleaved
 from edgessl.utils import atomic_write_text
@@ -205,13 +206,8 @@ def main() -> None:
 
 
 def _cpu_flags() -> list[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith("flags")), [])
-    return sorted(f for f in flags if f.startswith(("avx512", "amx", "avx_vnni")))
+    """The INT8-relevant flags of this CPU (AVX-512, AMX, AVX-VNNI)."""
+    return sorted(f for f in cpu_flags() or () if f.startswith(("avx512", "amx", "avx_vnni")))
 
 
 def _markdown(result: dict, args) -> str:

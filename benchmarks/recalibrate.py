@@ -94,15 +94,10 @@ VARIANTS = {  # (re-calibration subnets, kernel terms): the 2x2 ablation of the 
 def refit(table: LatencyTable, samples: list, kernel_terms: bool) -> LatencyTable:
     """The re-calibrated table, with or without the kernel terms (without: the method before
     they existed, one correction per resolution)."""
-    from edgessl.profile import recalibration
+    from edgessl.profile.recalibration import recalibrated_overhead
 
-    keep = recalibration.MIN_KERNEL
-    recalibration.MIN_KERNEL = keep if kernel_terms else 10**9
-    try:
-        return LatencyTable(dict(table.meta), table.entries,
-                            recalibration.recalibrated_overhead(table, samples))
-    finally:
-        recalibration.MIN_KERNEL = keep
+    return LatencyTable(dict(table.meta), table.entries,
+                        recalibrated_overhead(table, samples, kernel_terms))
 
 
 def run_window(args: argparse.Namespace, resolutions: list[int]) -> dict:
@@ -122,12 +117,12 @@ def run_window(args: argparse.Namespace, resolutions: list[int]) -> dict:
     timing = {k: table.meta["timing"][k] for k in ("net_runs", "rounds", "warmup")}
     nets = chk.measure_archs(table, [("recalibrate", a) for a in unique.values()]
                              + [("check", a) for a in fresh], timing, s)
-    ms = {json.dumps(n["arch"], sort_keys=True): n["measured"]["median_ms"] for n in nets}
+    ms = {chk.Arch.from_dict(n["arch"]).to_json(): n["measured"]["median_ms"] for n in nets}
     checked = [n for n in nets if n["role"] == "check"]
     before = chk.score_networks(table, [dict(n) for n in checked])
     variants = {}
     for name, (design, kernel_terms) in VARIANTS.items():
-        samples = [(a, ms[json.dumps(a.to_dict(), sort_keys=True)]) for a in cal[design]]
+        samples = [(a, ms[a.to_json()]) for a in cal[design]]
         new = refit(table, samples, kernel_terms)
         variants[name] = {"corrections": new.overhead["corrections"],
                           "kernel_factors": new.overhead.get("kernel_factors", {}),

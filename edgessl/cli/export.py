@@ -145,8 +145,8 @@ def _print_int8(report: dict) -> None:
                   "centred cosine mean / min", "check")
     for name, f in part["files"].items():
         c = f["check"]
-        bits = f.get("weight_bits", {}).get("bits", 8)
-        table.add_row(name, f["scheme"]["name"], f"{bits}-bit", f"{c['knn']:.2%}",
+        table.add_row(name, f["scheme"]["name"], f"{f['weight_bits']['bits']}-bit",
+                      f"{c['knn']:.2%}",
                       f"{c['drop_points']:.2f}",
                       f"{c['feature_cosine']['mean']:.4f}",
                       f"{c['centred_cosine']['mean']:.3f} / {c['centred_cosine']['min']:.3f}",

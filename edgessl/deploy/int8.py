@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import platform
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ from onnx import helper
 
 from edgessl.deploy.tensorrt import graph_constants
 from edgessl.errors import BadInput, RuntimeFailure
+from edgessl.runtime.host import cpu_flags
 from edgessl.utils import atomic_write
 
 CALIB_METHODS = ("minmax", "entropy", "percentile")
@@ -90,26 +92,12 @@ SCHEMES = {
 }
 
 
-def cpu_flags() -> set[str] | None:
-    """This CPU's feature flags (Linux /proc/cpuinfo), None where they cannot be read."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            return set(line.split(":", 1)[1].split())
-    return None
-
-
 def saturation_risk() -> tuple[bool, str]:
     """Whether onnxruntime's u8s8 kernels can saturate on this CPU, and why: x86 without VNNI
     multiplies uint8 by int8 with ``vpmaddubsw``, whose pairwise sums saturate at int16;
     onnxruntime's answer is 7-bit weights (``reduce_range``). VNNI (``vpdpbusd``) and ARM
     accumulate in int32. Measured: three searched subnets on an AVX2-only EPYC lost 3.6-4.6 kNN
     points with 8-bit weights, 0.0-1.4 with 7-bit (BENCHMARKS.md, ``int8_reading``)."""
-    import platform
-
     if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686", "x86"):
         return False, f"{platform.machine()} CPU: int8 products accumulate in int32"
     flags = cpu_flags()
@@ -452,8 +440,8 @@ def _pairwise(a: np.ndarray, n: int = 500) -> float:
     return float(sim[np.triu_indices(len(x), 1)].mean())
 
 
-__all__ = ["CALIB_METHODS", "SCHEMES", "Scheme", "scheme_for", "saturation_risk", "cpu_flags",
-           "check_options", "open_images",
+__all__ = ["CALIB_METHODS", "SCHEMES", "Scheme", "scheme_for", "saturation_risk", "check_options",
+           "open_images",
            "iter_batches", "calibration_images", "random_calibration", "pool_rewrite",
            "quantize_model", "quantized_bytes", "qdq_summary", "run_batches",
            "accuracy_check"]

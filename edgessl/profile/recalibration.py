@@ -60,17 +60,24 @@ def _res_centre(table: LatencyTable) -> tuple[float, float]:
     return (max(res) + min(res)) / 2, max((max(res) - min(res)) / 2, 1.0)
 
 
-def features(table: LatencyTable, archs: list[Arch]) -> np.ndarray:
-    """Rows ``[1, (r - r_mid) / r_half, x_k for each kernel but the smallest]`` per Arch."""
+def _predicted_features(table: LatencyTable, archs: list[Arch]) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted ms, :func:`features`) per Arch: one prediction each serves both."""
     mid, half = _res_centre(table)
     others = kernels_of(table)[1:]
-    rows = []
+    preds, rows = [], []
     for a in archs:
         pred, sums = table.predict(a), table.kernel_sums(a)
         scale = table.fit_for(a.resolution)[0]
+        preds.append(pred)
         rows.append([1.0, (a.resolution - mid) / half,
                      *(scale * sums.get(k, 0.0) / pred for k in others)])
-    return np.array(rows, dtype=np.float64).reshape(len(archs), 2 + len(others))
+    return (np.array(preds, dtype=np.float64),
+            np.array(rows, dtype=np.float64).reshape(len(archs), 2 + len(others)))
+
+
+def features(table: LatencyTable, archs: list[Arch]) -> np.ndarray:
+    """Rows ``[1, (r - r_mid) / r_half, x_k for each kernel but the smallest]`` per Arch."""
+    return _predicted_features(table, archs)[1]
 
 
 def _kernel_terms(table: LatencyTable, x: np.ndarray, y: np.ndarray) -> dict[int, float]:
@@ -99,17 +106,19 @@ def _kernel_terms(table: LatencyTable, x: np.ndarray, y: np.ndarray) -> dict[int
     return {k: float(v) for k, v in zip(others, d, strict=True)}
 
 
-def recalibrated_overhead(table: LatencyTable, samples: list[tuple[Arch, float]]) -> dict:
+def recalibrated_overhead(table: LatencyTable, samples: list[tuple[Arch, float]],
+                          kernel_terms: bool = True) -> dict:
     """The table's overhead re-fitted from ``samples`` of (Arch, ms measured now) (see the
     module doc); ``corrections`` records c(r), ``kernel_factors`` the block factors (the base
-    table's own times the new ones), ``per_resolution[r]["n"]`` the subnets seen there."""
+    table's own times the new ones), ``per_resolution[r]["n"]`` the subnets seen there.
+    ``kernel_terms=False``: c(r) only (the method before kernel factors, for comparisons)."""
     archs = [a for a, _ in samples]
     measured = np.array([m for _, m in samples], dtype=np.float64)
-    x = features(table, archs)
-    y = np.log(measured / table.predict_many(archs))
+    predicted, x = _predicted_features(table, archs)
+    y = np.log(measured / predicted)
     base = dict(table.overhead)
     factors = {str(k): float(v) for k, v in (base.get("kernel_factors") or {}).items()}
-    terms = _kernel_terms(table, x, y)
+    terms = _kernel_terms(table, x, y) if kernel_terms else {}
     if terms:
         for k, d in terms.items():
             factors[str(k)] = round(factors.get(str(k), 1.0) * (1 + d), 6)

@@ -18,6 +18,19 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+def cpu_flags() -> set[str] | None:
+    """This CPU's feature flags (``flags``, or ``Features`` on Arm, in /proc/cpuinfo); None
+    where they cannot be read (not Linux)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
 def board_name() -> str:
     """The board (Jetson, Raspberry Pi, ...) as the device tree names it, else ""."""
     try:
@@ -40,4 +53,4 @@ def machine() -> dict[str, object]:
     return {"cpu": cpu_name(), "nproc": os.cpu_count()}
 
 
-__all__ = ["cpu_name", "board_name", "describe_host", "machine"]
+__all__ = ["cpu_name", "cpu_flags", "board_name", "describe_host", "machine"]
