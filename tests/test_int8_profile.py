@@ -40,6 +40,9 @@ def test_int8_table_records_its_quantization_and_validates(int8_table):
     assert on_disk.meta["dtype"] == "int8" and on_disk.complete
     quant = on_disk.meta["quantization"]
     assert quant["scheme"]["name"] == "u8s8" and quant["scheme"]["activations"] == "uint8"
+    from edgessl.deploy.int8 import weight_bits
+
+    assert quant["weight_bits"] == weight_bits("u8s8")  # as export --int8 decides here
     space = get_space("mobilenet")
     specs = enumerate_specs(space, Choices.of(space, [128], [1.0], [3], [3.0]))
     assert set(on_disk.entries) == set(specs)
@@ -146,6 +149,7 @@ def test_tensorrt_bundle_is_symmetric(cli, tmp_path, few_specs):
     assert r.code == 0, r
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["quantization"]["scheme"]["name"] == "s8s8"
+    assert manifest["quantization"]["weight_bits"]["bits"] == 8  # TensorRT: never 7-bit
     from edgessl.deploy.tensorrt import verify_qdq
 
     for e in manifest["entries"]:
@@ -168,3 +172,14 @@ def test_search_report_says_the_budget_is_int8(tmp_path):
     info["latency_settings"]["dtype"] = "fp32"
     write_report(tmp_path, SearchResult(best, [best], [best], info))
     assert "INT8" not in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parametrize("risk, bits", [(True, 7), (False, 8)])
+def test_int8_table_records_the_weight_bits_this_cpu_gets(monkeypatch, risk, bits):
+    """A table made on an x86 CPU without VNNI times 7-bit-weight blocks (what export --int8
+    writes there); its metadata says so, since its timings are only claimed for those files."""
+    from edgessl.deploy import int8 as q
+    from edgessl.profile.measure import quantization
+
+    monkeypatch.setattr(q, "saturation_risk", lambda: (risk, "why"))
+    assert quantization("onnxruntime-cpu")["weight_bits"] == {"bits": bits, "why": "why"}

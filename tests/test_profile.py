@@ -169,9 +169,9 @@ def test_check_times_fresh_exported_subnets_against_the_table(measured, tmp_path
 
     table, path = measured
     keep = tmp_path / "keep"
-    report = check(path, CheckSettings(subnets=2, net_runs=3, rounds=1, warmup=1, keep=keep),
-                   plot=tmp_path / "c.png")
-    nets = report["networks"]
+    report = check(path, CheckSettings(subnets=2, net_runs=3, rounds=1, warmup=1, keep=keep,
+                                       anchors=2), plot=tmp_path / "c.png")
+    nets = [n for n in report["networks"] if n["role"] == "check"]
     old = {Arch.from_dict(n["arch"]).to_json() for n in table.networks}
     archs = [Arch.from_dict(n["arch"]) for n in nets]
     assert len(archs) == 2 and len({a.to_json() for a in archs}) == 2
@@ -193,10 +193,57 @@ def test_check_times_fresh_exported_subnets_against_the_table(measured, tmp_path
     assert res["128"]["mape"] == pytest.approx(np.mean(errors), abs=1e-4)
     assert report["timing"]["net_runs"] == 3 and report["clock"] == table.meta["clock"]
     assert (tmp_path / "c.png").stat().st_size > 1000
-    spreads = [n["measured"]["p90_ms"] / n["measured"]["p10_ms"] for n in nets]
+    spreads = [n["measured"]["p90_ms"] / n["measured"]["p10_ms"] for n in report["networks"]]
     noise = report["timing_noise"]
     assert noise["median_p90_over_p10"] == pytest.approx(np.median(spreads), abs=1e-3)
     assert noise["noisy"] == (noise["median_p90_over_p10"] > 1.3)
+    # the anchors: two of the table's own subnets re-timed beside them, now against then
+    then = {Arch.from_dict(n["arch"]).to_json(): n["measured"]["median_ms"]
+            for n in table.networks}
+    anchors = [n for n in report["networks"] if n["role"] == "anchor"]
+    assert len(anchors) == 2 and all(Arch.from_dict(n["arch"]).to_json() in then
+                                     for n in anchors)
+    ratios = [n["measured"]["median_ms"] / then[Arch.from_dict(n["arch"]).to_json()]
+              for n in anchors]
+    speed = report["host_speed"]
+    assert speed["ratios"]["128"] == {"n": 2, "ratio": pytest.approx(np.median(ratios),
+                                                                     abs=1e-4)}
+    assert speed["then"]["date"] == table.meta["date"]
+    assert report["results_at_table_speed"]["128"]["n"] == 2
+    off = check(path, CheckSettings(subnets=1, net_runs=3, rounds=1, warmup=1, anchors=0))
+    assert off["host_speed"] is None and {n["role"] for n in off["networks"]} == {"check"}
+
+
+def test_host_speed_tells_a_faster_host_from_a_wrong_table():
+    """A synthetic device: the table is right up to 2% noise, but the host now runs 15%
+    faster than when the table (and so its anchors) was measured. The raw check fails every
+    subnet; the anchors recover the 0.85 and, with it taken out, every subnet is within 5%.
+    A table that is wrong in shape (one subnet 30% off) stays wrong after the same step."""
+    from edgessl.profile.check import at_table_speed, host_speed, score_networks
+
+    rng = np.random.default_rng(0)
+    table = LatencyTable({"resolutions": [128]}, {})
+    table.predict = lambda arch: 5.0 + sum(map(len, arch.stages))  # noqa: E731 (a stub)
+    archs = [tiny_arch(i) for i in range(12)]
+    anchors = [{"role": "validate", "arch": a.to_dict(),
+                "measured": {"median_ms": table.predict(a) * (1 + rng.normal(0, 0.01))}}
+               for a in archs[:3]]
+    now = [{"role": "anchor", "arch": a["arch"],
+            "measured": {"median_ms": a["measured"]["median_ms"] * 0.85}} for a in anchors]
+    checks = [{"role": "check", "arch": a.to_dict(),
+               "measured": {"median_ms": table.predict(a) * 0.85 * (1 + rng.normal(0, 0.01))}}
+              for a in archs[3:]]
+    raw = score_networks(table, checks)
+    assert raw["128"]["within_10pct"] == 0.0 and raw["128"]["drift"] == pytest.approx(0.85,
+                                                                                         abs=0.02)
+    speed = host_speed(anchors, now + checks)
+    assert speed["128"]["n"] == 3 and speed["128"]["ratio"] == pytest.approx(0.85, abs=1e-9)
+    adjusted = at_table_speed(checks, speed)
+    assert adjusted["128"]["within_5pct"] == 1.0
+    checks[0]["measured"]["median_ms"] *= 1.3
+    score_networks(table, checks)
+    assert at_table_speed(checks, speed)["128"]["within_10pct"] == pytest.approx(8 / 9, abs=1e-3)
+    assert host_speed(anchors, checks) is None  # no anchor re-timed: nothing to tell
 
 
 def test_cli_check_prints_the_scores_and_writes_the_plot(measured, cli, tmp_path, monkeypatch):
@@ -207,6 +254,8 @@ def test_cli_check_prints_the_scores_and_writes_the_plot(measured, cli, tmp_path
     out = " ".join(r.out.split())  # the console wraps at its width (another under xdist)
     assert "1 fresh subnets per resolution" in out and "drift" in out
     assert "device then:" in out and "scatter plot: tiny-check.png" in out
+    assert "host speed: 3 of the table's own subnets, re-timed now" in out
+    assert "with that taken out, within ±10%: 128 px" in out
     assert (tmp_path / "tiny-check.png").stat().st_size > 1000
     monkeypatch.setattr("edgessl.profile.check.NOISY", 0.5)  # any host is "noisy" now
     r = cli("profile", "--check", path, "--subnets", 1, *CHEAP, "--plot", tmp_path / "n.png")
@@ -262,6 +311,9 @@ def test_recalibrate_refits_from_few_subnets_and_records_where(measured, cli, tm
     (["--recalibrate", "{t}", "--out", "{t}"], "is the table itself"),
     (["--recalibrate", "{t}", "--validate", "0", "--out", "{x}"], "--validate 0"),
     (["--subnets", "3", "--out", "{x}"], "--subnets goes with --check"),
+    (["--check", "{t}", "--anchors", "-1"], "--anchors -1 must be at least 0"),
+    (["--recalibrate", "{t}", "--anchors", "2", "--out", "{x}"], "--anchors goes with --check"),
+    (["--anchors", "2", "--out", "{x}"], "--anchors goes with --check"),
 ])
 def test_cli_check_and_recalibrate_refusals(measured, cli, tmp_path, args, needle):
     subs = {"{t}": str(measured[1]), "{x}": str(tmp_path / "x.json")}

@@ -63,9 +63,28 @@ def _scores_table(title: str, results: dict[str, dict], before: dict | None = No
     return t
 
 
+def _print_host_speed(report: dict[str, Any]) -> None:
+    """The anchors' line: how fast the host runs now against when the table was measured, and
+    the check's scores with that change taken out."""
+    speed = report.get("host_speed")
+    if not speed:
+        return
+    ratios, then = speed["ratios"], speed["then"]
+    per = ", ".join(f"{r} px x{v['ratio']:.3f}" for r, v in ratios.items() if r != "all")
+    console.print(f"host speed: {ratios['all']['n']} of the table's own subnets, re-timed now, "
+                  f"measure {per} of what they measured on {then['date']} ({then['device']})")
+    adj = report["results_at_table_speed"]
+    console.print("with that taken out, within ±10%: " + ", ".join(
+        f"{r} px {v['within_10pct']:.1%}" for r, v in adj.items() if r != "all")
+        + " (the table's shape; a ratio far from 1 with these high means the device runs "
+          "at another speed than when the table was measured: --recalibrate, or check in "
+          "the deployment's power mode)")
+
+
 def _check_or_recalibrate(mode: str, table: Path, opts: dict[str, Any], out: Path | None,
                           plot: Path | None, keep: Path | None, subnets: int | None,
-                          resolution: list[int] | None, net_chunk: int, json: bool) -> None:
+                          resolution: list[int] | None, net_chunk: int, json: bool,
+                          anchors: int | None = None) -> None:
     from edgessl.profile.check import MAX_RECALIBRATE, NOISY, CheckSettings, check, recalibrate
 
     given = [k for k in MEASURE_ONLY if opts.get(k) is not None]
@@ -81,6 +100,7 @@ def _check_or_recalibrate(mode: str, table: Path, opts: dict[str, Any], out: Pat
         validate=5 if opts["validate"] is None else opts["validate"],
         seed=1 if opts["seed"] is None else opts["seed"], net_runs=opts["net_runs"],
         rounds=opts["rounds"], warmup=opts["warmup"], net_chunk=net_chunk, keep=keep,
+        anchors=3 if anchors is None else anchors,
         given={k: opts[k] for k in ("backend", "threads", "batch", "dtype", "clock")
                if opts[k] not in (None, "auto")})
     bar, update = _progress_bar(json)
@@ -105,6 +125,7 @@ def _check_or_recalibrate(mode: str, table: Path, opts: dict[str, Any], out: Pat
         console.print(_scores_table(f"{report['subnets_per_resolution']} fresh subnets per "
                                     "resolution (drift: median measured / predicted)",
                                     report["results"]))
+        _print_host_speed(report)
     else:
         console.print(f"re-fitted from {report['subnets']} subnets; corrections per resolution: "
                       + ", ".join(f"{r} px x{c:.3f}" for r, c in report["corrections"].items()))
@@ -195,6 +216,11 @@ def profile(
     keep: Annotated[Path | None, typer.Option(
         "--keep", help="--check/--recalibrate: keep the exported subnet ONNX files here.")
     ] = None,
+    anchors: Annotated[int | None, typer.Option(
+        "--anchors", help="--check: also re-time this many of the table's own subnets per "
+                          "resolution, to tell a change of the host's speed (power mode, "
+                          "heat, neighbours) from an error of the table (default 3; 0: off).")
+    ] = None,
     pin_cpu: Annotated[int | None, typer.Option(
         "--pin-cpu", help="Pin this process to one CPU core while measuring.")] = None,
     json: JsonOpt = False,
@@ -238,10 +264,12 @@ def profile(
 
         pin_to_cpu(pin_cpu)
     if chosen[0] in ("check", "recalibrate"):
+        if anchors is not None and chosen[0] != "check":
+            raise BadInput("--anchors goes with --check")
         _check_or_recalibrate(chosen[0], check or recalibrate, opts, out, plot, keep, subnets,
-                              resolution, net_chunk, json)
+                              resolution, net_chunk, json, anchors)
         return
-    for name, value in (("--subnets", subnets), ("--keep", keep)):
+    for name, value in (("--subnets", subnets), ("--keep", keep), ("--anchors", anchors)):
         if value is not None:
             raise BadInput(f"{name} goes with --check or --recalibrate")
     _measure_bundle_or_import(chosen[0], opts, resolution, net_chunk, out, plot, bundle,

@@ -245,6 +245,18 @@ def _input_name(model: onnx.ModelProto) -> str:
     return next(v.name for v in model.graph.input if v.name not in inits)
 
 
+def weight_bits(scheme: str, reduce_range: bool | None = None) -> dict[str, Any]:
+    """The weights' bits for ``scheme`` and why: ``reduce_range`` as given, else 7 where this
+    CPU's u8s8 kernels would saturate (:func:`saturation_risk`), never for s8s8 (TensorRT)."""
+    sch = SCHEMES[scheme]
+    if reduce_range is not None:
+        return {"bits": 7 if reduce_range else 8,
+                "why": "--reduce-range" if reduce_range else "--no-reduce-range"}
+    risk, why = saturation_risk() if sch.activations == "uint8" else (
+        False, f"{sch.name} for {sch.target}: no saturation")
+    return {"bits": 7 if risk else 8, "why": why}
+
+
 def quantize_model(model: onnx.ModelProto, out: str | Path, inputs: np.ndarray,
                    scheme: str = "u8s8", method: str = "minmax",
                    keep_float: dict[str, list[str]] | None = None,
@@ -269,12 +281,8 @@ def quantize_model(model: onnx.ModelProto, out: str | Path, inputs: np.ndarray,
     calib = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
              "percentile": CalibrationMethod.Percentile}[method]
     act = QuantType.QUInt8 if sch.activations == "uint8" else QuantType.QInt8
-    if reduce_range is None:
-        risk, why = saturation_risk() if sch.activations == "uint8" else (
-            False, f"{sch.name} for {sch.target}: no saturation")
-        reduce_range = risk
-    else:
-        why = "--reduce-range" if reduce_range else "--no-reduce-range"
+    bits = weight_bits(scheme, reduce_range)
+    reduce_range = bits["bits"] == 7
     extra = {"ActivationSymmetric": sch.activations == "int8", "WeightSymmetric": True,
              "QuantizeBias": not sch.float_bias, "CalibStridedMinMax": _chunk(len(inputs))}
     reader = _Reader(_input_name(prepared), np.ascontiguousarray(inputs, dtype=np.float32))
@@ -297,7 +305,7 @@ def quantize_model(model: onnx.ModelProto, out: str | Path, inputs: np.ndarray,
     written.chmod(0o644)
     return {"scheme": sch.to_dict(), "calibration_method": method,
             "calibration_inputs": int(len(inputs)),
-            "weight_bits": {"bits": 7 if reduce_range else 8, "why": why},
+            "weight_bits": bits,
             "rewrites": {"ReduceMean(H, W) -> GlobalAveragePool": pools},
             "fp32_layers": "none with weights; ops without an int8 kernel in onnxruntime run "
                            "in float between DQ and Q (see qdq.ops)"}
@@ -440,8 +448,7 @@ def _pairwise(a: np.ndarray, n: int = 500) -> float:
     return float(sim[np.triu_indices(len(x), 1)].mean())
 
 
-__all__ = ["CALIB_METHODS", "SCHEMES", "Scheme", "scheme_for", "saturation_risk", "check_options",
-           "open_images",
-           "iter_batches", "calibration_images", "random_calibration", "pool_rewrite",
-           "quantize_model", "quantized_bytes", "qdq_summary", "run_batches",
-           "accuracy_check"]
+__all__ = ["CALIB_METHODS", "SCHEMES", "Scheme", "scheme_for", "saturation_risk", "weight_bits",
+           "check_options", "open_images", "iter_batches", "calibration_images",
+           "random_calibration", "pool_rewrite", "quantize_model", "quantized_bytes",
+           "qdq_summary", "run_batches", "accuracy_check"]

@@ -38,7 +38,7 @@ from edgessl.spaces import get_space
 
 Progress = Callable[[str, int, int], None]
 MAX_RECALIBRATE = 10  # "from about ten measured subnets": the point is not re-profiling
-TAG_CHECK, TAG_RECALIBRATE, TAG_HELD_OUT = 3, 4, 5  # seed tags (profile itself uses 1 and 2)
+TAG_CHECK, TAG_RECALIBRATE, TAG_HELD_OUT, TAG_ANCHOR = 3, 4, 5, 6  # seed tags (profile: 1, 2)
 POOL = 48  # random subnets per resolution that re-calibration's design chooses from
 NOISY = 1.3  # median p90/p10 of a subnet's timed runs above which the host was too noisy
 MATCHED = ("backend", "threads", "batch", "dtype", "clock")
@@ -57,6 +57,7 @@ class CheckSettings:
     rounds: int | None = None
     warmup: int | None = None
     net_chunk: int = 64
+    anchors: int = 3
     keep: Path | None = None
     given: dict[str, Any] = field(default_factory=dict)
 
@@ -82,7 +83,8 @@ def _timing(table: LatencyTable, s: CheckSettings) -> dict[str, Any]:
     for name, value, low in (("--subnets", s.subnets, 1), ("--validate", s.validate, 0),
                              ("--net-runs", timing["net_runs"], 1),
                              ("--rounds", timing["rounds"], 1), ("--warmup", timing["warmup"], 0),
-                             ("--net-chunk", s.net_chunk, 1), ("--seed", s.seed, 0)):
+                             ("--net-chunk", s.net_chunk, 1), ("--seed", s.seed, 0),
+                             ("--anchors", s.anchors, 0)):
         if value < low:
             raise BadInput(f"{name} {value} must be at least {low}")
     return timing
@@ -131,6 +133,50 @@ def recalibration_archs(table: LatencyTable, n: int, resolutions: list[int],
     pool = fresh_archs(table, {r: POOL for r in counts if counts[r]}, seed, TAG_RECALIBRATE)
     mine = {Arch.from_dict(net["arch"]).to_json() for net in table.networks}
     return design(table, pool, counts, exclude=mine)
+
+
+def anchor_nets(table: LatencyTable, resolutions: list[int], n: int, seed: int) -> list[dict]:
+    """Up to ``n`` of the table's own measured subnets per resolution (seeded pick), each with
+    what it measured when the table was made or re-fitted: re-timed beside a check's fresh
+    subnets, they tell a change of the host's speed apart from an error of the table."""
+    rng = np.random.default_rng([seed, TAG_ANCHOR])
+    out = []
+    for r in resolutions:
+        mine = [net for net in table.networks if int(net["arch"]["resolution"]) == r
+                and (net.get("measured") or {}).get("median_ms")]
+        out += [mine[i] for i in sorted(rng.permutation(len(mine))[:n].tolist())]
+    return out
+
+
+def host_speed(anchors: list[dict], nets: list[dict]) -> dict[str, Any] | None:
+    """Median over the re-timed anchors of now / then, per resolution and over all (above 1:
+    the host runs slower now than when the table was measured); None without anchors."""
+    then = {json.dumps(a["arch"], sort_keys=True): a["measured"]["median_ms"] for a in anchors}
+    rows = [(n["arch"]["resolution"], n["measured"]["median_ms"]
+             / then[json.dumps(n["arch"], sort_keys=True)]) for n in nets
+            if n["role"] == "anchor"]
+    if not rows:
+        return None
+    out = {str(r): {"n": sum(1 for q, _ in rows if q == r),
+                    "ratio": round(float(np.median([x for q, x in rows if q == r])), 4)}
+           for r in sorted({r for r, _ in rows})}
+    out["all"] = {"n": len(rows), "ratio": round(float(np.median([x for _, x in rows])), 4)}
+    return out
+
+
+def at_table_speed(nets: list[dict], speed: dict[str, Any]) -> dict[str, Any]:
+    """The scores of :func:`score_networks` (run first: it sets ``predicted_ms``) with each
+    prediction scaled by its resolution's host-speed ratio: how true the table's shape still
+    is once the host's change of speed is taken out."""
+    pred = np.array([n["predicted_ms"] * speed[str(n["arch"]["resolution"])]["ratio"]
+                     for n in nets])
+    meas = np.array([n["measured"]["median_ms"] for n in nets])
+    res = np.array([n["arch"]["resolution"] for n in nets])
+    out = {str(r): {**scores(pred[res == r], meas[res == r]),
+                    "drift": drift(pred[res == r], meas[res == r])}
+           for r in sorted(set(res.tolist()))}
+    out["all"] = {**scores(pred, meas), "drift": drift(pred, meas)}
+    return out
 
 
 def spread(n: int, resolutions: list[int]) -> dict[int, int]:
@@ -220,18 +266,31 @@ def _title(kind: str, table: LatencyTable, res: dict) -> str:
 
 def check(path: str | Path, s: CheckSettings, plot: str | Path | None = None,
           progress: Progress | None = None) -> dict[str, Any]:
-    """Measure ``s.subnets`` fresh subnets per resolution and score the table on them."""
+    """Measure ``s.subnets`` fresh subnets per resolution and score the table on them; with
+    ``s.anchors``, also re-time that many of the table's own subnets per resolution, interleaved
+    with the fresh ones, for the host's speed now against when the table was measured
+    (``host_speed``) and the scores with that change taken out (``results_at_table_speed``)."""
     table = _load(path)
     timing = _timing(table, s)
     resolutions = _resolutions(table, s)
     report = _header(table, path, timing, s)
     archs = fresh_archs(table, {r: s.subnets for r in resolutions}, s.seed, TAG_CHECK)
-    nets = measure_archs(table, [("check", a) for a in archs], timing, s, progress)
+    anchors = anchor_nets(table, resolutions, s.anchors, s.seed)
+    timed = measure_archs(table, [("check", a) for a in archs] +
+                          [("anchor", Arch.from_dict(a["arch"])) for a in anchors], timing, s,
+                          progress)
+    nets = [n for n in timed if n["role"] == "check"]
     report["results"] = score_networks(table, nets)
-    report["timing_noise"] = timing_noise(nets)
+    speed = host_speed(anchors, timed)
+    recal = table.meta.get("recalibrated") or {}
+    report["host_speed"] = None if speed is None else {
+        "ratios": speed, "then": {"date": recal.get("date") or table.meta.get("date"),
+                                  "device": recal.get("device") or table.meta.get("device")}}
+    report["results_at_table_speed"] = None if speed is None else at_table_speed(nets, speed)
+    report["timing_noise"] = timing_noise(timed)
     report["subnets_per_resolution"] = s.subnets
     report["plot"] = _plot(nets, _title("check", table, report["results"]), plot)
-    report["networks"] = nets
+    report["networks"] = timed
     return report
 
 
@@ -300,5 +359,5 @@ def recalibrate(path: str | Path, out: str | Path, s: CheckSettings,
 
 
 __all__ = ["CheckSettings", "check", "recalibrate", "fresh_archs", "recalibration_archs",
-           "spread", "score_networks", "measure_archs", "timing_noise", "MAX_RECALIBRATE",
-           "NOISY"]
+           "spread", "score_networks", "measure_archs", "timing_noise", "anchor_nets",
+           "host_speed", "at_table_speed", "MAX_RECALIBRATE", "NOISY"]

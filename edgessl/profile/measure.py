@@ -113,9 +113,11 @@ def quantization(backend: str) -> dict:
     """What an INT8 table's ``quantization`` records: the scheme ``backend`` runs and how
     blocks and subnets were calibrated (:func:`edgessl.deploy.bench.model_bytes`,
     :func:`export_subnet`)."""
-    from edgessl.deploy.int8 import DEFAULT_CALIB_DATA, SCHEMES, scheme_for
+    from edgessl.deploy.int8 import DEFAULT_CALIB_DATA, SCHEMES, scheme_for, weight_bits
 
-    return {"scheme": SCHEMES[scheme_for(backend)].to_dict(), "method": "minmax",
+    scheme = scheme_for(backend)
+    return {"scheme": SCHEMES[scheme].to_dict(), "method": "minmax",
+            "weight_bits": weight_bits(scheme),
             "blocks": "calibrated on 4 seeded standard-normal inputs (the QDQ graph, and so "
                       "the timing, does not depend on calibration values)",
             "subnets": f"calibrated on {SUBNET_CALIB_IMAGES} {DEFAULT_CALIB_DATA} images, "
