@@ -66,7 +66,8 @@ def run_commands(args: argparse.Namespace, res_args: list) -> dict:
     check = edgessl("profile", "--check", new, "--subnets", args.check, *res_args,
                     "--threads", 1, "--plot", tmp / "check.png", "--seed", args.seed)
     t2 = time.time()
-    before = score_networks(LatencyTable.load(args.table), [dict(n) for n in check["networks"]])
+    checked = [dict(n) for n in check["networks"] if n["role"] == "check"]
+    before = score_networks(LatencyTable.load(args.table), checked)
     rel = args.table.relative_to(ROOT)
     return {
         "header": {k: recal[k] for k in ("table_device", "device", "table_backend_version",
@@ -77,27 +78,30 @@ def run_commands(args: argparse.Namespace, res_args: list) -> dict:
                      f"{' '.join(map(str, res_args))} --threads 1 --seed {args.seed}"],
         "minutes": {"recalibrate": round((t1 - t0) / 60, 1), "check": round((t2 - t1) / 60, 1)},
         "recalibrate": {k: recal.get(k) for k in ("subnets", "held_out_per_resolution",
-                                                  "corrections", "kernel_factors", "before",
-                                                  "after")},
+                                                  "corrections", "kernel_factors",
+                                                  "size_exponent", "before", "after")},
+        "host_speed": check.get("host_speed"),
+        "after_at_fit_speed": check.get("results_at_table_speed"),
         "before": before, "after": check["results"], "networks": check["networks"],
         "timing_noise": {"recalibrate": recal.get("timing_noise"),
                          "check": check.get("timing_noise")},
     }
 
 
-VARIANTS = {  # (re-calibration subnets, kernel terms): the 2x2 ablation of the window mode
-    "random, c(r) only": ("random", False), "random, c(r) + kernel factors": ("random", True),
+VARIANTS = {  # (re-calibration subnets, kernel and size terms): the window mode's 2x2 ablation
+    "random, c(r) only": ("random", False),
+    "random, c(r) + kernel factors + size exponent": ("random", True),
     "designed, c(r) only": ("designed", False),
-    "designed, c(r) + kernel factors (shipped)": ("designed", True)}
+    "designed, c(r) + kernel factors + size exponent (shipped)": ("designed", True)}
 
 
-def refit(table: LatencyTable, samples: list, kernel_terms: bool) -> LatencyTable:
-    """The re-calibrated table, with or without the kernel terms (without: the method before
-    they existed, one correction per resolution)."""
+def refit(table: LatencyTable, samples: list, terms: bool) -> LatencyTable:
+    """The re-calibrated table, with or without the kernel and size terms (without: the method
+    before they existed, one correction per resolution)."""
     from edgessl.profile.recalibration import recalibrated_overhead
 
     return LatencyTable(dict(table.meta), table.entries,
-                        recalibrated_overhead(table, samples, kernel_terms))
+                        recalibrated_overhead(table, samples, terms))
 
 
 def run_window(args: argparse.Namespace, resolutions: list[int]) -> dict:
@@ -121,13 +125,13 @@ def run_window(args: argparse.Namespace, resolutions: list[int]) -> dict:
     checked = [n for n in nets if n["role"] == "check"]
     before = chk.score_networks(table, [dict(n) for n in checked])
     variants = {}
-    for name, (design, kernel_terms) in VARIANTS.items():
+    for name, (design, terms) in VARIANTS.items():
         samples = [(a, ms[a.to_json()]) for a in cal[design]]
-        new = refit(table, samples, kernel_terms)
+        new = refit(table, samples, terms)
         variants[name] = {"corrections": new.overhead["corrections"],
                           "kernel_factors": new.overhead.get("kernel_factors", {}),
                           "after": chk.score_networks(new, [dict(n) for n in checked])}
-    shipped = variants["designed, c(r) + kernel factors (shipped)"]
+    shipped = variants["designed, c(r) + kernel factors + size exponent (shipped)"]
     return {"minutes": round((time.time() - t0) / 60, 1), "subnets": args.subnets,
             "seed": s.seed, "corrections": shipped["corrections"],
             "kernel_factors": shipped["kernel_factors"], "before": before,
@@ -230,13 +234,27 @@ def markdown(r: dict) -> str:
             f"Re-fitted from {rc['subnets']} subnets dealt over the table's resolutions; "
             f"corrections c(r): {corrections(rc['corrections'])}"
             + (f"; kernel factors {factors(rc['kernel_factors'])}" if rc.get("kernel_factors")
-               else "") + ". Its own "
+               else "")
+            + (f"; size exponent g = {rc['size_exponent']['g']:.3f} (reference "
+               f"{rc['size_exponent']['ref_ms']:.2f} ms)" if rc.get("size_exponent") else "")
+            + ". Its own "
             f"{rc['held_out_per_resolution']} held-out subnets per resolution, measured in the "
             "same run, before → after:", "", HEAD, *rows(rc["before"], rc["after"]), "",
             f"The check, run right after on {cmd['check_per_resolution']} other fresh subnets "
             "per resolution, scored by the shipped table (before) and the re-fitted one "
             "(after), same measurements:", "", HEAD, *rows(cmd["before"], cmd["after"]), "",
             goal_line(cmd["after"]), ""]
+        speed = cmd.get("host_speed")
+        if speed:
+            ratios, adj = speed["ratios"], cmd["after_at_fit_speed"]
+            lines += [
+                "The host's speed during the check against during the re-fit (`--check` "
+                f"re-timed {ratios['all']['n']} of the re-fit's own subnets beside the fresh "
+                "ones): " + ", ".join(f"{r} px ×{v['ratio']:.3f}" for r, v in ratios.items()
+                                      if r != "all")
+                + "; with that taken out, within ±10%: " + ", ".join(
+                    f"{r} px {v['within_10pct']:.1%}" for r, v in adj.items() if r != "all")
+                + ".", ""]
         noise = cmd.get("timing_noise")
         if noise:
             fit, chk = (noise[k]["median_p90_over_p10"] for k in ("recalibrate", "check"))

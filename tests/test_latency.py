@@ -208,6 +208,8 @@ def test_unavailable_backends_are_bad_input(name):
     ({"per_resolution": []}, "per_resolution must be an object"),
     ("fit", "overhead must be an object"),
     ({"kernel_factors": {"7": -1.2}}, "kernel_factors must map kernel sizes to positive"),
+    ({"size_exponent": {"g": 3, "ref_ms": 5.0}}, "size_exponent must be"),
+    ({"size_exponent": {"g": 0.1}}, "size_exponent must be"),
 ])
 def test_table_with_a_broken_fit_is_refused(tmp_path, cli, overhead, needle):
     """A fit lacking its terms is refused when the table is read (it used to be a KeyError in
@@ -310,6 +312,48 @@ def test_recalibration_learns_which_kernel_sizes_got_slower():
     newer = recalibrated_overhead(new, [(a, again(a)) for a in cal2])
     ratio = newer["kernel_factors"]["5"] / newer["kernel_factors"].get("3", 1.0)
     assert ratio == pytest.approx(1.12 * 1.1, abs=0.04)
+
+
+def test_recalibration_learns_that_larger_subnets_got_slower():
+    """On another device every subnet's time grows as (q / 5 ms) ** 0.12 beyond the table's q
+    (its caches), besides a drift c(r) and slower 7x7 blocks: ten designed subnets recover g,
+    and random subnets none of them saw are then predicted within 2%, where the same fit
+    without the exponent misses some by more than 4%. predict_genes applies the exponent too,
+    and a second re-calibration on the same device keeps it."""
+    choices = Choices.of(SPACE, [128, 160, 192, 224])
+    table = synthetic(choices)
+    table.overhead = {"per_resolution": {}, "all": {"scale": 0.9, "per_block_ms": 0.01,
+                                                    "offset_ms": 0.1}}
+    table._cache.clear()
+    drift_c = {r: float(1.6 * np.exp(0.12 * (r - 128) / 96)) for r in (128, 160, 192, 224)}
+    kernel_device = _device(table, {3: 1.0, 5: 1.0, 7: 1.3}, drift_c)
+
+    def measure(arch):
+        q = kernel_device(arch)
+        return q * (q / 5.0) ** 0.12
+
+    rng = np.random.default_rng(4)
+    pool = [SPACE.sample(rng, r) for r in (128, 160, 192, 224) for _ in range(20)]
+    cal = design(table, pool, {128: 3, 160: 3, 192: 2, 224: 2})
+    new = LatencyTable(table.meta, table.entries,
+                       recalibrated_overhead(table, [(a, measure(a)) for a in cal]))
+    assert new.overhead["size_exponent"]["g"] == pytest.approx(0.12, abs=0.02)
+    held = [SPACE.sample(rng, r) for r in (128, 224) for _ in range(30)]
+    truth = np.array([measure(a) for a in held])
+    assert np.max(np.abs(new.predict_many(held) / truth - 1)) < 0.02
+    genes = np.stack([SPACE.encode(a) for a in held])
+    np.testing.assert_allclose(new.predict_genes(genes), new.predict_many(held))
+    flat = {k: v for k, v in new.overhead.items() if k != "size_exponent"}
+    without = LatencyTable(table.meta, table.entries, flat)  # the same fit, exponent dropped
+    assert np.max(np.abs(without.predict_many(held) / truth - 1)) > 0.04
+    again = recalibrated_overhead(new, [(a, measure(a)) for a in cal])
+    assert again["size_exponent"]["g"] == pytest.approx(new.overhead["size_exponent"]["g"],
+                                                        abs=0.02)
+    newer = LatencyTable(table.meta, table.entries, again)
+    assert np.max(np.abs(newer.predict_many(held) / truth - 1)) < 0.02
+    # too few subnets for shape terms: no exponent, as without kernel terms
+    assert "size_exponent" not in recalibrated_overhead(table, [(a, measure(a))
+                                                                for a in cal[:5]])
 
 
 def test_finalize_keeps_a_recalibrated_fit():

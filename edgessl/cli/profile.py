@@ -132,6 +132,11 @@ def _check_or_recalibrate(mode: str, table: Path, opts: dict[str, Any], out: Pat
         if report.get("kernel_factors"):
             console.print("block factors per kernel size: " + ", ".join(
                 f"{k}x{k} x{f:.3f}" for k, f in report["kernel_factors"].items()))
+        if report.get("size_exponent"):
+            size = report["size_exponent"]
+            console.print(f"size exponent: predictions q become q * (q / {size['ref_ms']:.2f} ms)"
+                          f" ** {size['g']:.3f} (larger subnets cost relatively "
+                          f"{'more' if size['g'] > 0 else 'less'} here)")
         console.print(_scores_table(f"{report['held_out_per_resolution']} held-out subnets per "
                                     "resolution, after (and before) re-calibration",
                                     report["after"], report["before"]))

@@ -16,8 +16,11 @@ and ``offset`` are fitted by least squares on whole calibration subnets, per res
 behaviour differs with activation size; see :mod:`edgessl.profile.validate`); the table's
 ``validation`` then reports held-out subnets. A re-calibrated table (``edgessl profile
 --recalibrate``) may also carry ``kernel_factors``: each block's corrected ms is multiplied by its
-kernel size's factor (another device's vector units favour some kernel sizes over others; see
-:mod:`edgessl.profile.recalibration`). This module needs no torch: ``edgessl cost`` and
+kernel size's factor (another device's vector units favour some kernel sizes over others), and a
+``size_exponent`` ``{"g", "ref_ms"}``: the linear prediction ``q`` above becomes
+``q * (q / ref_ms) ** g`` (on another device larger networks can cost relatively more, e.g. when
+their activations outgrow its caches; see :mod:`edgessl.profile.recalibration`). This module
+needs no torch: ``edgessl cost`` and
 search load it cheaply.
 """
 
@@ -261,11 +264,23 @@ class LatencyTable:
             self._cache[key] = sum(map(len, sp.fixed_specs(r, w)))
         return self._cache[key] + sum(len(s) for s in arch.stages)
 
-    def predict(self, model: Arch | str) -> float:
-        """Predicted latency (ms) of one Arch; BadInput names a missing entry."""
+    def linear_predict(self, model: Arch) -> float:
+        """``scale[r] * corrected + per_block[r] * n + offset[r]``: the prediction before a
+        re-calibrated table's size exponent (what re-calibration fits that exponent on)."""
         raw = self.raw_sum(model)
         scale, per_block, offset = self.fit_for(model.resolution)
         return scale * raw + per_block * self.n_blocks(model) + offset
+
+    def _sized(self, q):
+        """``q * (q / ref_ms) ** g`` with the table's size exponent; ``q`` itself without one."""
+        size = (self.overhead or {}).get("size_exponent")
+        if not size:
+            return q
+        return q * (q / float(size["ref_ms"])) ** float(size["g"])
+
+    def predict(self, model: Arch | str) -> float:
+        """Predicted latency (ms) of one Arch; BadInput names a missing entry."""
+        return float(self._sized(self.linear_predict(model)))
 
     def predict_many(self, archs: Iterable[Arch]) -> np.ndarray:
         """Predicted latency (ms) of many Archs (per-block lookups cached: a few us per Arch)."""
@@ -315,7 +330,7 @@ class LatencyTable:
         bad = np.flatnonzero(np.isnan(total))
         if bad.size:
             self.raw_sum(sp.decode(g[bad[0]]))  # raises BadInput naming the missing key
-        return fits[res, 0] * total + fits[res, 1] * count + fits[res, 2]
+        return self._sized(fits[res, 0] * total + fits[res, 1] * count + fits[res, 2])
 
 
 def _check_overhead(overhead: Any, where: str) -> None:
@@ -334,6 +349,14 @@ def _check_overhead(overhead: Any, where: str) -> None:
             for v in factors.values()):
         raise BadInput(f"{where}: overhead kernel_factors must map kernel sizes to positive "
                        "numbers")
+    size = overhead.get("size_exponent")
+    if size is not None and not (
+            isinstance(size, dict) and all(isinstance(size.get(k), (int, float))
+                                           and not isinstance(size.get(k), bool)
+                                           for k in ("g", "ref_ms"))
+            and -0.5 <= size["g"] <= 1.0 and size["ref_ms"] > 0):
+        raise BadInput(f"{where}: overhead size_exponent must be {{\"g\": a number from -0.5 "
+                       "to 1, \"ref_ms\": a positive number}")
     fits = [(f"per_resolution[{r!r}]", fit) for r, fit in per_res.items()]
     if "all" in overhead:
         fits.append(("all", overhead["all"]))

@@ -352,7 +352,8 @@ def recalibrate(path: str | Path, out: str | Path, s: CheckSettings,
     held_nets = [n for n in new.networks if n["role"] == "validate"]
     report.update(out=str(out), subnets=len(cal), held_out_per_resolution=s.validate,
                   corrections=new.overhead["corrections"],
-                  kernel_factors=new.overhead.get("kernel_factors", {}), before=before,
+                  kernel_factors=new.overhead.get("kernel_factors", {}),
+                  size_exponent=new.overhead.get("size_exponent"), before=before,
                   after=after, timing_noise=timing_noise(nets),
                   plot=_plot(held_nets, _title("after re-calibration", new, after), plot))
     return new, report
