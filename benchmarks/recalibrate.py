@@ -88,16 +88,18 @@ def run_commands(args: argparse.Namespace, res_args: list) -> dict:
     }
 
 
-VARIANTS = {  # (re-calibration subnets, kernel and size terms): the window mode's 2x2 ablation
-    "random, c(r) only": ("random", False),
-    "random, c(r) + kernel factors + size exponent": ("random", True),
-    "designed, c(r) only": ("designed", False),
-    "designed, c(r) + kernel factors + size exponent (shipped)": ("designed", True)}
+VARIANTS = {  # (re-calibration subnets, shape terms): the window mode's ablation
+    "random, c(r) only": ("random", ()),
+    "random, c(r) + kernel factors + size exponent": ("random", ("kernel", "size")),
+    "designed, c(r) only": ("designed", ()),
+    "designed, c(r) + kernel factors": ("designed", ("kernel",)),
+    "designed, c(r) + kernel factors + size exponent (shipped)": ("designed",
+                                                                  ("kernel", "size"))}
 
 
-def refit(table: LatencyTable, samples: list, terms: bool) -> LatencyTable:
-    """The re-calibrated table, with or without the kernel and size terms (without: the method
-    before they existed, one correction per resolution)."""
+def refit(table: LatencyTable, samples: list, terms: tuple[str, ...]) -> LatencyTable:
+    """The re-calibrated table with only ``terms`` of the shape terms (``()``: one correction
+    per resolution, the method before them)."""
     from edgessl.profile.recalibration import recalibrated_overhead
 
     return LatencyTable(dict(table.meta), table.entries,
@@ -273,7 +275,7 @@ def markdown(r: dict) -> str:
                if win.get("kernel_factors") else "") + ":", "", HEAD,
             *rows(win["before"], win["after"]), "", goal_line(win["after"]), ""]
         if win.get("variants"):
-            lines += ["The re-fit's two parts, on the same measurements (within ±10% / MAPE):",
+            lines += ["The re-fit's parts, on the same measurements (within ±10% / MAPE):",
                       "", "| re-calibration subnets, terms | 128 px | 224 px | kernel factors |",
                       "|---|---|---|---|"]
             for name, v in win["variants"].items():

@@ -212,9 +212,9 @@ def profile(
                         "export does, timed as edgessl bench does) against its predictions.")
     ] = None,
     recalibrate: Annotated[Path | None, typer.Option(
-        "--recalibrate", help="Re-fit TABLE's per-resolution terms and per-kernel block "
-                              "factors from --subnets (at most 10) subnets measured here, "
-                              "chosen to tell kernel sizes apart; writes --out.")] = None,
+        "--recalibrate", help="Re-fit TABLE's per-resolution terms, per-kernel block factors "
+                              "and size exponent from --subnets (at most 10) subnets measured "
+                              "here, chosen to tell them apart; writes --out.")] = None,
     subnets: Annotated[int | None, typer.Option(
         "--subnets", help="--check: fresh subnets per resolution (default 10); "
                           "--recalibrate: subnets to fit on, at most 10 (default 10).")] = None,

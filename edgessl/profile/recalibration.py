@@ -48,6 +48,7 @@ MIN_TREND = 3  # re-calibration subnets (over >= 2 resolutions) needed to fit th
 MIN_KERNEL = 6  # re-calibration subnets needed to fit the kernel and size terms
 MIN_SIZE_SPREAD = 0.2  # log-ms spread of the subnets' predictions needed to fit the exponent
 G_MIN, G_MAX = -0.5, 1.0  # a size exponent outside this is a misfit
+SHAPE_TERMS = ("kernel", "size")  # what re-calibration fits besides c(r)
 RIDGE = 0.005  # per subnet: the kernel terms' penalty, relative to their features' scale
 FACTOR_MIN, FACTOR_MAX = 0.5, 2.0  # a kernel factor outside this is a misfit, not a device
 RECALIBRATE_METHOD = ("table's per-resolution terms (scale, per_block, offset) times one "
@@ -92,8 +93,8 @@ def features(table: LatencyTable, archs: list[Arch]) -> np.ndarray:
     return _predicted_features(table, archs)[1]
 
 
-def _shape_terms(table: LatencyTable, x: np.ndarray, y: np.ndarray,
-                 lq: np.ndarray) -> tuple[dict[int, float], float]:
+def _shape_terms(table: LatencyTable, x: np.ndarray, y: np.ndarray, lq: np.ndarray,
+                 terms: frozenset[str]) -> tuple[dict[int, float], float]:
     """``d_k`` per kernel and the size exponent ``g`` (none/0 when too few subnets or no spread
     in kernel mix or size): nonlinear least squares of
     ``y = (1 + g) * (a + b * r + log(1 + sum_k d_k * x_k) + lq) - lq``, ridge on ``d_k``, ``g``."""
@@ -101,8 +102,9 @@ def _shape_terms(table: LatencyTable, x: np.ndarray, y: np.ndarray,
 
     others = kernels_of(table)[1:]
     enough = len(y) >= MIN_KERNEL
-    kern = enough and bool(others) and np.min(np.ptp(x[:, 2:], axis=0)) >= 0.05
-    size = enough and float(np.ptp(lq)) >= MIN_SIZE_SPREAD
+    kern = (enough and "kernel" in terms and bool(others)
+            and np.min(np.ptp(x[:, 2:], axis=0)) >= 0.05)
+    size = enough and "size" in terms and float(np.ptp(lq)) >= MIN_SIZE_SPREAD
     if not (kern or size):
         return {}, 0.0
     trend = len(y) >= MIN_TREND and len(set(x[:, 1].tolist())) >= 2
@@ -127,20 +129,20 @@ def _shape_terms(table: LatencyTable, x: np.ndarray, y: np.ndarray,
 
 
 def recalibrated_overhead(table: LatencyTable, samples: list[tuple[Arch, float]],
-                          terms: bool = True) -> dict:
+                          terms: tuple[str, ...] = SHAPE_TERMS) -> dict:
     """The table's overhead re-fitted from ``samples`` of (Arch, ms measured now) (see the
     module doc); ``corrections`` records c(r), ``kernel_factors`` the block factors (the base
     table's own times the new ones), ``size_exponent`` g and its reference, and
-    ``per_resolution[r]["n"]`` the subnets seen there. ``terms=False``: c(r) only (the method
-    before kernel and size terms, for comparisons)."""
+    ``per_resolution[r]["n"]`` the subnets seen there. ``terms``: which of ``SHAPE_TERMS``
+    to fit besides c(r) (fewer: the earlier methods, for comparisons; ``()``: c(r) only)."""
     archs = [a for a, _ in samples]
     measured = np.array([m for _, m in samples], dtype=np.float64)
     predicted, x = _predicted_features(table, archs)
     lp0 = float(np.mean(np.log(predicted)))
     base = {k: v for k, v in table.overhead.items() if k != "size_exponent"}
     factors = {str(k): float(v) for k, v in (base.get("kernel_factors") or {}).items()}
-    shape, g = (_shape_terms(table, x, np.log(measured / predicted), np.log(predicted) - lp0)
-                if terms else ({}, 0.0))
+    shape, g = _shape_terms(table, x, np.log(measured / predicted), np.log(predicted) - lp0,
+                            frozenset(terms))
     g = round(g, 6)
     if shape:
         for k, d in shape.items():
@@ -219,4 +221,4 @@ def design(table: LatencyTable, pool: list[Arch], counts: dict[int, int],
 
 
 __all__ = ["recalibrated_overhead", "design", "features", "uniform_copies", "kernels_of",
-           "RECALIBRATE_METHOD", "MIN_TREND", "MIN_KERNEL", "MIN_SIZE_SPREAD"]
+           "RECALIBRATE_METHOD", "MIN_TREND", "MIN_KERNEL", "MIN_SIZE_SPREAD", "SHAPE_TERMS"]
