@@ -273,16 +273,21 @@ def _device(table: LatencyTable, factors: dict[int, float], c: dict[int, float])
     return lambda arch: c[arch.resolution] * truth.predict(arch)
 
 
+def _drifting_table() -> tuple[LatencyTable, dict[int, float]]:
+    """A synthetic four-resolution table with one fit, and a drift c(r) of 1.6x at 128 px
+    growing log-linearly to 1.8x at 224 px."""
+    table = synthetic(Choices.of(SPACE, [128, 160, 192, 224]))
+    table.overhead = {"per_resolution": {}, "all": {"scale": 0.9, "per_block_ms": 0.01,
+                                                    "offset_ms": 0.1}}
+    table._cache.clear()
+    return table, {r: float(1.6 * np.exp(0.12 * (r - 128) / 96)) for r in (128, 160, 192, 224)}
+
+
 def test_recalibration_learns_which_kernel_sizes_got_slower():
     """On another CPU 7x7 blocks run 1.35x and 5x5 1.12x slower relative to 3x3 (plus a drift
     c(r)): ten designed subnets recover the factors, and random subnets none of them saw are
     then predicted within 1.5%, where one correction per resolution misses some by over 5%."""
-    choices = Choices.of(SPACE, [128, 160, 192, 224])
-    table = synthetic(choices)
-    table.overhead = {"per_resolution": {}, "all": {"scale": 0.9, "per_block_ms": 0.01,
-                                                    "offset_ms": 0.1}}
-    table._cache.clear()
-    drift_c = {r: float(1.6 * np.exp(0.12 * (r - 128) / 96)) for r in (128, 160, 192, 224)}
+    table, drift_c = _drifting_table()
     measure = _device(table, {3: 1.0, 5: 1.12, 7: 1.35}, drift_c)
     rng = np.random.default_rng(3)
     pool = [SPACE.sample(rng, r) for r in (128, 160, 192, 224) for _ in range(20)]
@@ -320,12 +325,7 @@ def test_recalibration_learns_that_larger_subnets_got_slower():
     and random subnets none of them saw are then predicted within 2%, where the same fit
     without the exponent misses some by more than 4%. predict_genes applies the exponent too,
     and a second re-calibration on the same device keeps it."""
-    choices = Choices.of(SPACE, [128, 160, 192, 224])
-    table = synthetic(choices)
-    table.overhead = {"per_resolution": {}, "all": {"scale": 0.9, "per_block_ms": 0.01,
-                                                    "offset_ms": 0.1}}
-    table._cache.clear()
-    drift_c = {r: float(1.6 * np.exp(0.12 * (r - 128) / 96)) for r in (128, 160, 192, 224)}
+    table, drift_c = _drifting_table()
     kernel_device = _device(table, {3: 1.0, 5: 1.0, 7: 1.3}, drift_c)
 
     def measure(arch):

@@ -168,8 +168,14 @@ def at_table_speed(nets: list[dict], speed: dict[str, Any]) -> dict[str, Any]:
     """The scores of :func:`score_networks` (run first: it sets ``predicted_ms``) with each
     prediction scaled by its resolution's host-speed ratio: how true the table's shape still
     is once the host's change of speed is taken out."""
-    pred = np.array([n["predicted_ms"] * speed[str(n["arch"]["resolution"])]["ratio"]
-                     for n in nets])
+    return _scored(nets, [n["predicted_ms"] * speed[str(n["arch"]["resolution"])]["ratio"]
+                          for n in nets])
+
+
+def _scored(nets: list[dict], predicted: list[float]) -> dict[str, Any]:
+    """:func:`edgessl.profile.validate.scores` and the drift of ``predicted`` against the
+    networks' measured medians, per resolution and over all."""
+    pred = np.array(predicted)
     meas = np.array([n["measured"]["median_ms"] for n in nets])
     res = np.array([n["arch"]["resolution"] for n in nets])
     out = {str(r): {**scores(pred[res == r], meas[res == r]),
@@ -217,14 +223,7 @@ def score_networks(table: LatencyTable, nets: list[dict]) -> dict[str, Any]:
     table._cache.clear()
     for net in nets:
         net["predicted_ms"] = round(table.predict(Arch.from_dict(net["arch"])), 6)
-    pred = np.array([n["predicted_ms"] for n in nets])
-    meas = np.array([n["measured"]["median_ms"] for n in nets])
-    res = np.array([n["arch"]["resolution"] for n in nets])
-    out = {str(r): {**scores(pred[res == r], meas[res == r]),
-                    "drift": drift(pred[res == r], meas[res == r])}
-           for r in sorted(set(res.tolist()))}
-    out["all"] = {**scores(pred, meas), "drift": drift(pred, meas)}
-    return out
+    return _scored(nets, [n["predicted_ms"] for n in nets])
 
 
 def timing_noise(nets: list[dict]) -> dict[str, Any]:
