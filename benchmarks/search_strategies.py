@@ -39,19 +39,16 @@ from edgessl.utils import atomic_write_text  # noqa: E402
 REFERENCE = ROOT / "benchmarks" / "results" / "search_vs_random-fashion-mnist.json"
 
 
-def run_variant(ref_args: dict, seed: int, objectives: tuple[str, ...],
-                refine_by: str = "score") -> dict:
-    """The search with ``objectives`` (and the refine step's shortlist ``refine_by``) as the
-    reference ran it for ``seed``; its pick's test kNN."""
+def run_variant(ref_args: dict, seed: int, objectives: tuple[str, ...]) -> dict:
+    """The search with ``objectives`` as the reference ran it for ``seed``; its pick's test kNN."""
     cfg = search_config(ref_args, seed, Path(tempfile.mkdtemp(prefix=f"strategy{seed}-")),
-                        objectives=objectives, held_out=False, refine_by=refine_by)
+                        objectives=objectives, held_out=False)
     t0 = time.time()
     session = SearchSession(cfg)
     result = session.run()
     seconds = time.time() - t0
     best = result.best
-    return {"seed": seed, "objectives": list(objectives), "refine_by": refine_by,
-            "search_seconds": round(seconds, 1),
+    return {"seed": seed, "objectives": list(objectives), "search_seconds": round(seconds, 1),
             "evaluations": len(result.candidates), "mflops": best.mflops,
             "proxy": best.refined if best.refined is not None else best.score,
             "test_knn": test_knn(session, best.arch, ref_args["data"], ref_args["bank"],
@@ -59,10 +56,9 @@ def run_variant(ref_args: dict, seed: int, objectives: tuple[str, ...],
             "arch": best.arch.to_dict()}
 
 
-def summarize(objectives: tuple[str, ...], ref: dict, runs: list[dict],
-              refine_by: str = "score") -> list[str]:
+def summarize(objectives: tuple[str, ...], ref: dict, runs: list[dict]) -> list[str]:
     by_seed = {r["seed"]: r for r in ref["runs"]}
-    label = ",".join(objectives) + ("" if refine_by == "score" else f"`, `--refine-by {refine_by}")
+    label = ",".join(objectives)
     lines = ["Command: `python benchmarks/search_strategies.py " + " ".join(sys.argv[1:]) + "`  ",
              f"Date: {today()}; machine: {machine()}.  ",
              f"Reference: `{ref['command']}` ({ref['date']}): its default pick, random search "
@@ -95,8 +91,6 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--objectives", default="accuracy",
                    help="the search's --objectives for the variant (comma-separated)")
-    p.add_argument("--refine-by", default="score", choices=["score", "family"],
-                   help="the refine step's shortlist for the variant")
     p.add_argument("--name", default="search_strategies",
                    help="results file benchmarks/results/NAME.json and BENCHMARKS.md section")
     p.add_argument("--reference", default=str(REFERENCE),
@@ -122,7 +116,7 @@ def main() -> None:
     runs = []
     for s in seeds:
         try:
-            runs.append(run_variant(ref_args, s, objectives, args.refine_by))
+            runs.append(run_variant(ref_args, s, objectives))
         except EdgesslError as e:  # bad objectives or settings: refused before any search
             fail(" ".join(str(e).split()))
         print(f"seed {s}: pick {100 * runs[-1]['test_knn']:.2f}% test kNN, "
@@ -132,7 +126,7 @@ def main() -> None:
                    "reference": repo_relative(args.reference), "runs": runs}
         atomic_write_text(ROOT / "benchmarks" / "results" / f"{args.name}.json",
                           json.dumps(payload, indent=1) + "\n")
-    publish(args.name, summarize(objectives, ref, runs, args.refine_by), args.write)
+    publish(args.name, summarize(objectives, ref, runs), args.write)
 
 
 if __name__ == "__main__":

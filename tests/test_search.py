@@ -135,37 +135,10 @@ def test_refine_rescores_the_top_candidates_and_picks_by_the_refined_score(super
     report = (tmp_path / "r" / "report.md").read_text()
     assert "the 3 best candidates by screening score re-scored" in report
     assert f"refined {result.best.refined:.4f}" in report
-    assert result.info["refine"] == {"top": 3, "images": 150, "by": "score"}
+    assert result.info["refine"] == {"top": 3, "images": 150}
     off = run_search(SearchConfig(**{**cfg.__dict__, "out": tmp_path / "o", "refine": 0}))
     assert off.best == max(off.candidates, key=lambda c: (c.score, -c.mflops))
     assert off.info["refine"] is None and all(c.refined is None for c in off.candidates)
-
-
-def test_family_shortlist_takes_the_best_of_each_family_first():
-    """--refine-by family: a population converged on one family (same width and depths, other
-    kernels) puts its near-copies first by screening score; the family shortlist hands the
-    refine step the best of every family before any second relative, best families first."""
-    from edgessl.search.results import Candidate
-    from edgessl.search.run import family, shortlist
-
-    space = get_space("mobilenet")
-    rng = np.random.default_rng(0)
-    base = space.sample(rng, 224)
-    relatives = [base.replace(stages=tuple(tuple(type(b)(k, b.expand) for b in st)
-                                           for st in base.stages)) for k in (3, 5, 7)]
-    others = []
-    while len(others) < 3:
-        a = space.sample(rng, 224)
-        if family(a) != family(base) and family(a) not in {family(o) for o in others}:
-            others.append(a)
-    cands = ([Candidate(a, 0.9 - 0.01 * i, 300.0, 3.0) for i, a in enumerate(relatives)]
-             + [Candidate(a, 0.8 - 0.01 * i, 300.0, 3.0) for i, a in enumerate(others)])
-    by_score = shortlist(cands, 4)
-    assert [c.arch for c in by_score] == relatives + others[:1]
-    by_family = shortlist(cands, 4, "family")
-    assert [c.arch for c in by_family] == [relatives[0], *others]
-    assert [c.arch for c in shortlist(cands, 6, "family")] == [relatives[0], *others,
-                                                                *relatives[1:]]
 
 
 def test_save_pareto_writes_every_member_as_best_ckpt_is_written(cli, supernet_ckpt, tmp_path):
@@ -242,7 +215,6 @@ def test_search_refuses_standalone_checkpoint(cli, tmp_path):
     (["--proxy-val", "-5"], "--proxy-val -5"),
     (["--refine", "-1"], "--refine -1"),
     (["--refine-images", "5"], "--refine-images 5"),
-    (["--refine-by", "luck"], "--refine-by 'luck'"),
     (["--proxy-resolution", "0"], "--proxy-resolution 0"),
     (["--proxy-resolution", "-1"], "--proxy-resolution -1"),
     (["--supernet", "{tmp}"], "is a folder"),

@@ -50,11 +50,6 @@ def search(
         "--refine", help="After the evolution, re-score this many best candidates by kNN "
                          "leave-one-out over --refine-images training images and pick the best "
                          "of them by that score (0: pick by the screening score).")] = 8,
-    refine_by: Annotated[str, typer.Option(
-        "--refine-by", help="The refine step's shortlist: score (the best by screening "
-                            "score) or family (the best of each resolution/width/depths "
-                            "family first: unrelated networks, not near-copies of one).")
-    ] = "score",
     refine_images: Annotated[int, typer.Option(
         "--refine-images", help="Labelled training images the refine step scores on (all "
                                 "of --data's training split if fewer).")] = 5000,
@@ -105,7 +100,7 @@ def search(
                        population=population, generations=generations, seed=seed,
                        resolution=resolution, proxy_resolution=proxy_resolution, device=device,
                        bank=proxy_bank, val=proxy_val, refine=refine,
-                       refine_images=refine_images, refine_by=refine_by, val_data=val_data,
+                       refine_images=refine_images, val_data=val_data,
                        held_out=held_out, save_pareto=save_pareto)
     if len(sets) > 1:
         _search_scenarios(cfg, sets, json)

@@ -147,11 +147,9 @@ def _refine_lines(info: dict[str, Any]) -> list[str]:
     ref = info.get("refine")
     if not ref:
         return ["- pick: the candidate with the best screening score (no refine step)"]
-    which = (f"the {ref['top']} best candidates by screening score"
-             if ref.get("by", "score") == "score" else
-             f"{ref['top']} candidates, the best of each family (resolution, width, depths) first")
-    return [f"- refine: {which} re-scored by kNN vote share leave-one-out over {ref['images']} "
-            "training images; the pick is the best of them by that refined score"]
+    return [f"- refine: the {ref['top']} best candidates by screening score re-scored by kNN "
+            f"vote share leave-one-out over {ref['images']} training images; the pick is the "
+            "best of them by that refined score"]
 
 
 def write_report(out: Path, result: SearchResult, pareto_saved: bool = False) -> None:

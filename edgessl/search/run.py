@@ -80,7 +80,6 @@ class SearchConfig:
     val: int = 300
     refine: int = 8  # re-score this many best candidates on a larger pool; 0: off
     refine_images: int = 5000  # the pool: labelled training images, leave-one-out
-    refine_by: str = "score"  # the shortlist: best by screening score, or "family" (see shortlist)
     use_labels: bool = True
     held_out: bool = True  # after the search, the pick's kNN on the test split (report only)
     save_pareto: bool = False  # also pareto/NN.ckpt: every Pareto member, inherited weights
@@ -111,8 +110,6 @@ def _check_objectives(cfg: SearchConfig) -> tuple[str, ...]:
                              ("--refine-images", cfg.refine_images, 20)):
         if value < low:
             raise BadInput(f"{name} {value} must be at least {low}")
-    if cfg.refine_by not in REFINE_BY:
-        raise BadInput(f"--refine-by {cfg.refine_by!r}: one of {', '.join(REFINE_BY)}")
     if cfg.proxy_resolution is not None and cfg.proxy_resolution < MIN_PROXY_RESOLUTION:
         raise BadInput(f"--proxy-resolution {cfg.proxy_resolution} is too small; use at least "
                        f"{MIN_PROXY_RESOLUTION}")
@@ -228,8 +225,7 @@ class SearchSession:
             cands = list(records.values())
             pareto = [records[c.arch] for c in pareto]
             best = max(refined, key=lambda c: (c.refined, -c.mflops))
-            refine = {"top": len(refined), "images": scorer.pool_size,
-                      "by": self.cfg.refine_by}
+            refine = {"top": len(refined), "images": scorer.pool_size}
         config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
         info = {"space": space.name, "resolution": cfg.resolution,
                 "budget": cfg.budget().to_dict(), "supernet": str(self.ckpt),
@@ -259,7 +255,7 @@ class SearchSession:
         """The ``cfg.refine`` best candidates by screening score, each re-scored by
         :meth:`ProxyScorer.refine` (shared out over the ranks like the screening)."""
         env, scorer = self.env, self.scorer
-        top = shortlist(cands, self.cfg.refine, self.cfg.refine_by)
+        top = sorted(cands, key=lambda c: (-c.score, c.mflops))[:self.cfg.refine]
         mine = top[env.rank::env.world]
         for i, c in enumerate(mine):
             if progress is not None:  # after the last generation: multi-set bars place it so
@@ -270,32 +266,6 @@ class SearchSession:
             for part in gather_objects(env, {c.arch: scorer.refined[c.arch] for c in mine}):
                 scorer.refined.update(part)
         return [replace(c, refined=scorer.refined[c.arch]) for c in top]
-
-
-REFINE_BY = ("score", "family")
-
-
-def family(arch) -> tuple:
-    """What makes two subnets relatives: resolution, width and the depth of every stage (the
-    evolution's late population shares these and differs in kernels and expands)."""
-    return (arch.resolution, float(arch.width_mult), tuple(len(s) for s in arch.stages))
-
-
-def shortlist(cands: list[Candidate], k: int, by: str = "score") -> list[Candidate]:
-    """The ``k`` candidates the refine step re-scores. ``score``: the best by screening score.
-    ``family``: the best of each :func:`family` first, best families first, then the next best
-    overall if there are fewer than ``k`` families (a shortlist of unrelated networks, as
-    random search hands the refine step, instead of near-copies of one)."""
-    ranked = sorted(cands, key=lambda c: (-c.score, c.mflops, str(c.arch)))
-    if by == "score":
-        return ranked[:k]
-    heads, seen = [], set()
-    for c in ranked:
-        if family(c.arch) not in seen:
-            seen.add(family(c.arch))
-            heads.append(c)
-    rest = [c for c in ranked if c not in heads]
-    return (heads + rest)[:k]
 
 
 def run_search(cfg: SearchConfig,
