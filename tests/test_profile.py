@@ -254,9 +254,16 @@ def test_cli_check_prints_the_scores_and_writes_the_plot(measured, cli, tmp_path
     out = " ".join(r.out.split())  # the console wraps at its width (another under xdist)
     assert "1 fresh subnets per resolution" in out and "drift" in out
     assert "device then:" in out and "scatter plot: tiny-check.png" in out
-    assert "host speed: 3 of the table's own subnets, re-timed now" in out
+    assert "host speed: 3 of the table's own subnets, re-timed now" in out  # made here
     assert "with that taken out, within ±10%: 128 px" in out
     assert (tmp_path / "tiny-check.png").stat().st_size > 1000
+    data = json.loads(path.read_text())
+    data["device"] = "a Jetson Orin Nano, 15 W"  # the same table, said to be made elsewhere
+    (tmp_path / "orin.json").write_text(json.dumps(data))
+    r = cli("profile", "--check", tmp_path / "orin.json", "--subnets", 1, *CHEAP)
+    out = " ".join(r.out.split())
+    assert r.code == 0 and "device speed: 3 of the table's own subnets" in out, r
+    assert "(on another device: a Jetson Orin Nano, 15 W)" in out
     monkeypatch.setattr("edgessl.profile.check.NOISY", 0.5)  # any host is "noisy" now
     r = cli("profile", "--check", path, "--subnets", 1, *CHEAP, "--plot", tmp_path / "n.png")
     out = " ".join(r.out.split())

@@ -71,8 +71,10 @@ def _print_host_speed(report: dict[str, Any]) -> None:
         return
     ratios, then = speed["ratios"], speed["then"]
     per = ", ".join(f"{r} px x{v['ratio']:.3f}" for r, v in ratios.items() if r != "all")
-    console.print(f"host speed: {ratios['all']['n']} of the table's own subnets, re-timed now, "
-                  f"measure {per} of what they measured on {then['date']} ({then['device']})")
+    other = then["device"] != report["device"]  # then the ratio is mostly the device's
+    console.print(f"{'device' if other else 'host'} speed: {ratios['all']['n']} of the table's "
+                  f"own subnets, re-timed now, measure {per} of what they measured on "
+                  f"{then['date']} ({'on another device: ' if other else ''}{then['device']})")
     adj = report["results_at_table_speed"]
     console.print("with that taken out, within ±10%: " + ", ".join(
         f"{r} px {v['within_10pct']:.1%}" for r, v in adj.items() if r != "all")
