@@ -39,16 +39,19 @@ from edgessl.utils import atomic_write_text  # noqa: E402
 REFERENCE = ROOT / "benchmarks" / "results" / "search_vs_random-fashion-mnist.json"
 
 
-def run_variant(ref_args: dict, seed: int, objectives: tuple[str, ...]) -> dict:
-    """The search with ``objectives`` as the reference ran it for ``seed``; its pick's test kNN."""
+def run_variant(ref_args: dict, seed: int, objectives: tuple[str, ...],
+                shape: dict[str, int] | None = None) -> dict:
+    """The search with ``objectives`` (and ``shape``: another population / generations) as
+    the reference ran it for ``seed``; its pick's test kNN."""
     cfg = search_config(ref_args, seed, Path(tempfile.mkdtemp(prefix=f"strategy{seed}-")),
-                        objectives=objectives, held_out=False)
+                        objectives=objectives, held_out=False, **(shape or {}))
     t0 = time.time()
     session = SearchSession(cfg)
     result = session.run()
     seconds = time.time() - t0
     best = result.best
-    return {"seed": seed, "objectives": list(objectives), "search_seconds": round(seconds, 1),
+    return {"seed": seed, "objectives": list(objectives), "population": cfg.population,
+            "generations": cfg.generations, "search_seconds": round(seconds, 1),
             "evaluations": len(result.candidates), "mflops": best.mflops,
             "proxy": best.refined if best.refined is not None else best.score,
             "test_knn": test_knn(session, best.arch, ref_args["data"], ref_args["bank"],
@@ -58,7 +61,9 @@ def run_variant(ref_args: dict, seed: int, objectives: tuple[str, ...]) -> dict:
 
 def summarize(objectives: tuple[str, ...], ref: dict, runs: list[dict]) -> list[str]:
     by_seed = {r["seed"]: r for r in ref["runs"]}
-    label = ",".join(objectives)
+    label = ",".join(objectives) + "".join(
+        f"`, `--{k} {runs[0][k]}" for k in ("population", "generations")
+        if runs and runs[0].get(k) not in (None, ref["args"].get(k)))
     lines = ["Command: `python benchmarks/search_strategies.py " + " ".join(sys.argv[1:]) + "`  ",
              f"Date: {today()}; machine: {machine()}.  ",
              f"Reference: `{ref['command']}` ({ref['date']}): its default pick, random search "
@@ -91,6 +96,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--objectives", default="accuracy",
                    help="the search's --objectives for the variant (comma-separated)")
+    p.add_argument("--population", type=int, default=None,
+                   help="the variant's population (default: the reference's)")
+    p.add_argument("--generations", type=int, default=None,
+                   help="the variant's generations (default: the reference's)")
     p.add_argument("--name", default="search_strategies",
                    help="results file benchmarks/results/NAME.json and BENCHMARKS.md section")
     p.add_argument("--reference", default=str(REFERENCE),
@@ -113,10 +122,12 @@ def main() -> None:
     missing = [s for s in seeds if s not in known]
     if missing:
         fail(f"--seeds {missing} not in the reference (it has {known})")
+    shape = {k: v for k, v in (("population", args.population),
+                               ("generations", args.generations)) if v is not None}
     runs = []
     for s in seeds:
         try:
-            runs.append(run_variant(ref_args, s, objectives))
+            runs.append(run_variant(ref_args, s, objectives, shape))
         except EdgesslError as e:  # bad objectives or settings: refused before any search
             fail(" ".join(str(e).split()))
         print(f"seed {s}: pick {100 * runs[-1]['test_knn']:.2f}% test kNN, "

@@ -79,11 +79,12 @@ def test_knn(session: SearchSession, arch, data: str, bank: int, test: int) -> f
 
 def search_config(settings: dict, seed: int, out: Path, **extra) -> SearchConfig:
     """The search that ``settings`` (this script's SETTINGS, as its results record them)
-    describe, for ``seed``; ``extra``: other SearchConfig fields (a variant's objectives)."""
-    return SearchConfig(out=out, max_mflops=settings["budget"], supernet=settings["supernet"],
-                        data=settings["proxy_data"], seed=seed,
-                        population=settings["population"], generations=settings["generations"],
-                        refine=settings["refine"], **extra)
+    describe, for ``seed``; ``extra``: other SearchConfig fields (a variant's objectives,
+    population, ...), which replace the recorded ones."""
+    base = {"out": out, "max_mflops": settings["budget"], "supernet": settings["supernet"],
+            "data": settings["proxy_data"], "seed": seed, "population": settings["population"],
+            "generations": settings["generations"], "refine": settings["refine"]}
+    return SearchConfig(**{**base, **extra})
 
 
 def run_seed(args, seed: int) -> dict:

@@ -146,6 +146,13 @@ def test_search_vs_random_reports_percentile_and_both_spearmans(supernet, tmp_pa
     assert single.returncode == 0, single.stderr[-2000:]
     row = next(line for line in single.stdout.splitlines() if line.startswith("| 0 |"))
     assert row.count("|") == 8 and "minus each alternative" in single.stdout
+    wider = _run("search_strategies.py", "--reference", ref, "--objectives", "accuracy,mflops",
+                 "--population", "6")
+    assert wider.returncode == 0 and "`--population 6`" in wider.stdout, wider.stderr[-2000:]
+    assert "| 0 |" in wider.stdout and "minus each alternative" in wider.stdout
+    small = _run("search_strategies.py", "--reference", ref, "--population", "2")
+    assert small.returncode == 2
+    assert small.stderr.strip() == "error: --population 2 must be at least 4"
     foo = _run("search_strategies.py", "--reference", ref, "--objectives", "foo")
     assert foo.returncode == 2 and foo.stderr.startswith("error: --objectives: unknown")
     assert foo.stderr.count("\n") == 1
