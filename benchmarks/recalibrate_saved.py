@@ -20,15 +20,13 @@ from pathlib import Path
 
 from _machine import today, write_section
 from _runs import fail
+from recalibrate import ROOT, TABLE, refit
 
 from edgessl.arch import Arch
 from edgessl.cost.latency import LatencyTable
 from edgessl.profile.check import score_networks
-from edgessl.profile.recalibration import recalibrated_overhead
 from edgessl.utils import atomic_write_text
 
-ROOT = Path(__file__).resolve().parents[1]
-TABLE = ROOT / "latency_tables" / "mobilenet-onnxruntime-cpu-xeon-t1-b1-fp32.json"
 FITS = ROOT / "benchmarks" / "results" / "recalibrate-fits.json"
 SECTION = "recalibrate_saved"
 METHODS = {"c(r) only": (), "c(r) + kernel factors": ("kernel",),
@@ -56,9 +54,7 @@ def refit_all(table: LatencyTable) -> dict:
                    for n in run["networks"] if n["role"] == "recalibrate"]
         out[label] = {}
         for name, terms in METHODS.items():
-            new = LatencyTable(dict(table.meta), table.entries,
-                               recalibrated_overhead(table, samples, terms))
-            res = score_networks(new, [dict(n) for n in checked])
+            res = score_networks(refit(table, samples, terms), [dict(n) for n in checked])
             out[label][name] = {r: {k: res[r][k] for k in ("within_10pct", "mape", "drift")}
                                 for r in ("128", "224")}
     return out

@@ -146,8 +146,7 @@ def _print_int8(report: dict) -> None:
     for name, f in part["files"].items():
         c = f["check"]
         table.add_row(name, f["scheme"]["name"], f"{f['weight_bits']['bits']}-bit",
-                      f"{c['knn']:.2%}",
-                      f"{c['drop_points']:.2f}",
+                      f"{c['knn']:.2%}", f"{c['drop_points']:.2f}",
                       f"{c['feature_cosine']['mean']:.4f}",
                       f"{c['centred_cosine']['mean']:.3f} / {c['centred_cosine']['min']:.3f}",
                       "[green]pass[/]" if c["passed"] else f"[red]FAIL[/] (> {chk['max_drop']:g})")

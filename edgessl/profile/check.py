@@ -32,8 +32,8 @@ from edgessl.deploy.bench import get_backend
 from edgessl.errors import BadInput
 from edgessl.profile.blocks import Choices, sample_arch
 from edgessl.profile.measure import measure_networks, subnet_session
-from edgessl.profile.recalibration import design, recalibrated_overhead
-from edgessl.profile.validate import drift, plot_points, scores
+from edgessl.profile.recalibration import RECALIBRATE_METHOD, design
+from edgessl.profile.validate import drift, finalize, plot_points, scores
 from edgessl.spaces import get_space
 
 Progress = Callable[[str, int, int], None]
@@ -329,10 +329,7 @@ def recalibrate(path: str | Path, out: str | Path, s: CheckSettings,
     nets = measure_archs(table, [("recalibrate", a) for a in cal] +
                          [("validate", a) for a in held], timing, s, progress)
     before = score_networks(table, [n for n in nets if n["role"] == "validate"])
-    samples = [(Arch.from_dict(n["arch"]), n["measured"]["median_ms"]) for n in nets
-               if n["role"] == "recalibrate"]
-    new = LatencyTable(dict(table.meta), dict(table.entries), recalibrated_overhead(table,
-                                                                                   samples))
+    new = LatencyTable(dict(table.meta), dict(table.entries), dict(table.overhead))
     new.meta.pop("path", None)
     new.meta["recalibrated"] = {
         "from": str(path), "from_sha256": sha256_of(path), "date": report["date"],
@@ -340,11 +337,9 @@ def recalibrate(path: str | Path, out: str | Path, s: CheckSettings,
         "subnets": len(cal), "held_out_per_resolution": s.validate, "seed": s.seed,
         "timing": timing, "base_overhead": table.overhead,
         "base_validation": table.validation,
-        "method": new.overhead["method"]}
+        "method": RECALIBRATE_METHOD}
     new.networks = [dict(n) for n in nets]
-    from edgessl.profile.validate import finalize
-
-    finalize(new)
+    finalize(new)  # fits the re-calibration from its base overhead and the recalibrate nets
     after = score_networks(new, [n for n in new.networks if n["role"] == "validate"])
     new.save(out)
     new.meta["path"] = str(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 
@@ -18,14 +19,16 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def cpu_flags() -> set[str] | None:
+@functools.cache
+def cpu_flags() -> frozenset[str] | None:
     """This CPU's feature flags (``flags``, or ``Features`` on Arm, in /proc/cpuinfo); None
-    where they cannot be read (not Linux)."""
+    where they cannot be read (not Linux). Read once: an INT8 table quantizes hundreds of
+    blocks, each asking."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith(("flags", "Features")):
-                    return set(line.split(":", 1)[1].split())
+                    return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
     return None
