@@ -270,13 +270,13 @@ def profile(
         from edgessl.profile.measure import pin_to_cpu
 
         pin_to_cpu(pin_cpu)
+    if anchors is not None and chosen[0] != "check":
+        raise BadInput("--anchors goes with --check")
     if chosen[0] in ("check", "recalibrate"):
-        if anchors is not None and chosen[0] != "check":
-            raise BadInput("--anchors goes with --check")
         _check_or_recalibrate(chosen[0], check or recalibrate, opts, out, plot, keep, subnets,
                               resolution, net_chunk, json, anchors)
         return
-    for name, value in (("--subnets", subnets), ("--keep", keep), ("--anchors", anchors)):
+    for name, value in (("--subnets", subnets), ("--keep", keep)):
         if value is not None:
             raise BadInput(f"{name} goes with --check or --recalibrate")
     _measure_bundle_or_import(chosen[0], opts, resolution, net_chunk, out, plot, bundle,
