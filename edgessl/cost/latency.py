@@ -179,7 +179,7 @@ class LatencyTable:
         one, two = self.entry_ms(k1), self.entry_ms(k2)
         return float(min(max(2 * one - two, 0.0), one))
 
-    def _fixed_ms(self, r: int, w: float) -> float:
+    def fixed_ms(self, r: int, w: float) -> float:
         """Stem, fixed blocks and head of one (resolution, width): their corrected sum."""
         key = ("fixed", r, w)
         if key not in self._cache:
@@ -189,7 +189,10 @@ class LatencyTable:
             self._cache[key] = total + self.entry_ms(post[-1].key)
         return self._cache[key]
 
-    def _block_ms(self, r: int, w: float, i: int, j: int, k: int, e: float) -> float:
+    def block_ms(self, r: int, w: float, i: int, j: int, k: int, e: float) -> float:
+        """One searchable block's ms as predictions add it (entry minus boundary correction,
+        times a re-calibrated table's kernel factor): resolution ``r``, width ``w``, stage
+        ``i``, slot ``j``, kernel ``k``, expand ``e``."""
         spec = get_space(self.space).block(r, w, i, j, k, e)
         ms = self.entry_ms(spec.key) - self._boundary_ms(spec)
         factors = (self.overhead or {}).get("kernel_factors")
@@ -227,7 +230,7 @@ class LatencyTable:
         lut = self._cache.get((r, w))
         if lut is None:
             slots = [[{} for _ in range(d)] for d in get_space(self.space).max_depths]
-            lut = self._cache[(r, w)] = (self._fixed_ms(r, float(w)), slots)
+            lut = self._cache[(r, w)] = (self.fixed_ms(r, float(w)), slots)
         total, stages = lut
         for i, stage in enumerate(arch.stages):
             slots = stages[i]
@@ -235,7 +238,7 @@ class LatencyTable:
                 try:
                     total += slots[j][b.kernel][b.expand]
                 except KeyError:
-                    value = self._block_ms(r, float(w), i, j, b.kernel, b.expand)
+                    value = self.block_ms(r, float(w), i, j, b.kernel, b.expand)
                     slots[j].setdefault(b.kernel, {})[b.expand] = value
                     total += value
         return total
@@ -298,7 +301,7 @@ class LatencyTable:
             for a, r in enumerate(sp.resolutions):
                 for b, w in enumerate(sp.width_mults):
                     try:
-                        fixed[a, b] = self._fixed_ms(r, w)
+                        fixed[a, b] = self.fixed_ms(r, w)
                     except BadInput:
                         continue
                     for i, dmax in enumerate(sp.max_depths):
@@ -306,7 +309,7 @@ class LatencyTable:
                             for c, k in enumerate(sp.kernels):
                                 for d, e in enumerate(sp.expands):
                                     try:
-                                        lut[a, b, i, j, c, d] = self._block_ms(r, w, i, j, k, e)
+                                        lut[a, b, i, j, c, d] = self.block_ms(r, w, i, j, k, e)
                                     except BadInput:
                                         pass
             fits = np.array([self.fit_for(r) for r in sp.resolutions])
