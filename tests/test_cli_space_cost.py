@@ -63,6 +63,38 @@ def test_cost_of_arch_file_and_baseline(cli, tmp_path):
     assert r.code == 0 and "1814.07" in r.out
 
 
+def test_cost_with_an_fp32_and_int8_table_of_one_device_predicts_the_int8_speedup(cli):
+    from edgessl.cost.latency import LatencyTable
+
+    folder = Path(__file__).parents[1] / "latency_tables"
+    tables = {f"{cpu}-{dtype}": str(folder / f"mobilenet-onnxruntime-cpu-{cpu}-t1-b1-{dtype}.json")
+              for cpu, dtype in (("epyc", "fp32"), ("epyc", "int8"), ("xeon", "int8"))}
+    sample = cli("space", "sample", "--n", "2", "--seed", "4", "--resolution", "224").out
+    r = cli("cost", "-", "--json", "--latency-table", tables["epyc-fp32"],
+            "--latency-table", tables["epyc-int8"], stdin=sample)
+    assert r.code == 0, r
+    from edgessl.arch import Arch
+
+    for line, row in zip(sample.split(), map(json.loads, r.out.strip().splitlines()),
+                         strict=True):
+        arch = Arch.from_json(line)
+        fp, q = (LatencyTable.load(tables[k]).predict(arch) for k in ("epyc-fp32", "epyc-int8"))
+        assert row["latency_ms"] == pytest.approx(fp)  # the first table's, as with one table
+        assert list(row["latency_ms_by_table"].values()) == pytest.approx([fp, q])
+        assert row["int8_speedup"] == pytest.approx(fp / q)
+    # an INT8 table of another device: both predictions, no speedup
+    r = cli("cost", "-", "--json", "--latency-table", tables["epyc-fp32"],
+            "--latency-table", tables["xeon-int8"], stdin=sample.split()[0])
+    row = json.loads(r.out)
+    assert len(row["latency_ms_by_table"]) == 2 and "int8_speedup" not in row
+    r = cli("cost", "-", "--latency-table", tables["epyc-fp32"], "--latency-table",
+            tables["epyc-int8"], stdin=sample.split()[0])
+    speedup = json.loads(cli("cost", "-", "--json", "--latency-table", tables["epyc-fp32"],
+                             "--latency-table", tables["epyc-int8"],
+                             stdin=sample.split()[0]).out)["int8_speedup"]
+    assert f"{speedup:.2f}x" in r.out and "[2] " in r.out  # the speedup column, the legend
+
+
 def _bad(field_edit):
     data = get_space("mobilenet").smallest(224).to_dict()
     field_edit(data)
