@@ -270,6 +270,16 @@ def test_graph_does_not_depend_on_calibration_values(tmp_path, kind):
                                                      strict=True))
 
 
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_histogram_calibration_prints_nothing(tmp_path, capfd, method):
+    """onnxruntime's histogram calibrators print progress lines; ``export --json`` must stay
+    one JSON line, so quantize_model holds them back."""
+    module, shape, real = _block("se")
+    q.quantize_model(onnx_model(module, shape), tmp_path / "q.onnx", real, method=method)
+    assert (tmp_path / "q.onnx").is_file()
+    assert capfd.readouterr().out == ""
+
+
 def test_keep_float_leaves_the_named_convs_in_fp32(tmp_path):
     """quantize_model's keep_float (benchmarks/int8_variants.py's mixed precision) reaches
     quantize_static: excluded depthwise convs keep float weights, every other conv reads its

@@ -44,6 +44,7 @@ one thread, a random 224 px ``mobilenet`` subnet):
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import platform
 import tempfile
@@ -231,11 +232,14 @@ def _chunk(n: int) -> int:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """onnxruntime's quantization tools log advice (pre-processing, ...) on the root logger."""
+    """onnxruntime's quantization tools log advice (pre-processing, ...) on the root logger,
+    and its histogram calibrators (entropy, percentile) ``print`` a dozen progress lines to
+    stdout, which would break ``edgessl export --json`` output: both are held back."""
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
     try:
-        yield
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
     finally:
         logging.disable(previous)
 
