@@ -34,6 +34,7 @@ from _machine import BENCHMARKS, machine, today, write_section
 
 from edgessl.baselines import BASELINES
 from edgessl.deploy.export import export
+from edgessl.deploy.int8 import DEFAULT_CALIB_METHOD
 from edgessl.deploy.int8_export import ONNX_INT8, Int8Options
 from edgessl.runtime.host import cpu_flags
 from edgessl.runtime.sessions import OrtSession
@@ -48,6 +49,7 @@ VNNI_GAIN = 4.0  # int8 MACs per VNNI instruction (vpdpbusd) vs fp32 per FMA, pe
 def export_all(sources: dict[str, str], work: Path, args) -> dict[str, dict]:
     """name -> export.json of every network (reused when its settings match)."""
     opts = Int8Options(calib_data=args.calib_data, calib_images=args.calib_images,
+                       calib_method=args.calib_method,
                        max_drop=100.0, eval_data=args.eval_data,  # record, never fail
                        eval_images=args.test, eval_bank=args.bank)
     reports = {}
@@ -150,6 +152,7 @@ def main() -> None:
     ap.add_argument("--work", default="runs/int8-bench", help="exports are kept (and reused)")
     ap.add_argument("--calib-data", default="fashion-mnist")
     ap.add_argument("--calib-images", type=int, default=256)
+    ap.add_argument("--calib-method", default=DEFAULT_CALIB_METHOD)
     ap.add_argument("--eval-data", default="fashion-mnist")
     ap.add_argument("--bank", type=int, default=10_000, help="kNN bank (train split head)")
     ap.add_argument("--test", type=int, default=10_000, help="test images (the whole split)")
@@ -224,7 +227,8 @@ def _markdown(result: dict, args) -> str:
         "",
         f"Files as `edgessl export SOURCE --onnx --int8` writes them (224 px, static batch 1; "
         f"u8s8 QDQ, per-channel weights, calibrated on {s['calib_images']} {s['calib_data']} "
-        f"training images, minmax). Latency: all {2 * len(result['rows'])} files in one "
+        f"training images, {s.get('calib_method', 'minmax')}). Latency: all "
+        f"{2 * len(result['rows'])} files in one "
         f"interleaved run, batch 1, 1 thread, thread-CPU clock, {s['runs']} runs over "
         f"{s['rounds']} rounds. kNN (k=20) on {s['eval_data']}: {result['test_images']} test "
         f"images, bank {result['bank_images']} "

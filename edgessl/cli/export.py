@@ -50,7 +50,7 @@ def export_cmd(
     calib_images: Annotated[int | None, typer.Option(
         "--calib-images", help="--int8: calibration images (default 256).")] = None,
     calib_method: Annotated[str | None, typer.Option(
-        "--calib-method", help="--int8: minmax (default), entropy or percentile.")] = None,
+        "--calib-method", help="--int8: percentile (default), minmax or entropy.")] = None,
     max_drop: Annotated[float | None, typer.Option(
         "--max-drop", help="--int8: largest kNN accuracy drop allowed, in points (default "
                            "1); a larger one exits 1.")] = None,

@@ -38,7 +38,7 @@ class Int8Options:
 
     calib_data: str | None = None
     calib_images: int = q.DEFAULT_CALIB_IMAGES
-    calib_method: str = "minmax"
+    calib_method: str = q.DEFAULT_CALIB_METHOD
     max_drop: float = q.DEFAULT_MAX_DROP
     eval_data: str | None = None
     eval_images: int = q.DEFAULT_EVAL_IMAGES
