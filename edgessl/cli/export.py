@@ -151,6 +151,9 @@ def _print_int8(report: dict) -> None:
                       f"{c['centred_cosine']['mean']:.3f} / {c['centred_cosine']['min']:.3f}",
                       "[green]pass[/]" if c["passed"] else f"[red]FAIL[/] (> {chk['max_drop']:g})")
     console.print(table)
+    for name, f in part["files"].items():
+        if f.get("calibration_fallback"):
+            console.print(f"[yellow]{name}: {f['calibration_fallback']}[/]")
     part = report.get("tensorrt_int8") or {}
     state = f"ready, see {part['trtexec']}" if part.get("ready") else part.get("reason")
     console.print(f"TensorRT INT8: {state}")
