@@ -35,6 +35,7 @@ from _runs import command_line, edgessl, fail, last_json  # noqa: E402
 
 from edgessl.arch import Arch  # noqa: E402
 from edgessl.cost.latency import LatencyTable  # noqa: E402
+from edgessl.cost.report import PAIR_KEYS  # noqa: E402
 from edgessl.errors import BadInput  # noqa: E402
 from edgessl.spaces import get_space  # noqa: E402
 from edgessl.utils import atomic_write_text  # noqa: E402
@@ -52,7 +53,7 @@ def load_pair(fp32: str, int8: str) -> tuple[LatencyTable, LatencyTable]:
     for flag, table, dtype in (("--fp32", tables[0], "fp32"), ("--int8", tables[1], "int8")):
         if table.meta.get("dtype", "fp32") != dtype:
             fail(f"{flag} {table.meta.get('path')} is a {table.meta.get('dtype')!r} table")
-    for key in ("device", "space", "backend", "threads", "batch"):
+    for key in PAIR_KEYS:
         a, b = (t.meta.get(key) for t in tables)
         if a != b:
             fail(f"the tables differ in {key}: {a!r} (fp32) vs {b!r} (int8)")

@@ -62,7 +62,8 @@ from edgessl.errors import BadInput, RuntimeFailure
 from edgessl.runtime.host import cpu_flags
 from edgessl.utils import atomic_write
 
-CALIB_METHODS = ("minmax", "entropy", "percentile")
+_CALIBRATORS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+CALIB_METHODS = tuple(_CALIBRATORS)  # --calib-method values -> onnxruntime's CalibrationMethod
 # Percentile (99.999th, onnxruntime's default) kept INT8 features closest to fp32 on four
 # searched networks (median centred cosine 0.986 vs 0.978 for minmax, 0.942 at worst; kNN
 # drops all within noise; BENCHMARKS.md, ``int8_calibration``); calibrating takes about 4x
@@ -296,32 +297,30 @@ def quantize_model(model: onnx.ModelProto, out: str | Path, inputs: np.ndarray,
     extra = {"ActivationSymmetric": sch.activations == "int8", "WeightSymmetric": True,
              "QuantizeBias": not sch.float_bias, "CalibStridedMinMax": _chunk(len(inputs))}
     data = np.ascontiguousarray(inputs, dtype=np.float32)
-    used, fallback = method, None
+    fallback = None
     with tempfile.TemporaryDirectory(prefix="edgessl-int8-") as tmp:
         src = Path(tmp) / "fp32.onnx"
         onnx.save_model(prepared, str(src))
+        # a histogram method (percentile, entropy) that numpy cannot bin over a (near-)constant
+        # activation is retried once with minmax
+        for used in dict.fromkeys((method, "minmax")):
+            def write(path: Path, used: str = used) -> None:
+                quantize_static(str(src), str(path), _Reader(_input_name(prepared), data),
+                                quant_format=QuantFormat.QDQ, per_channel=True,
+                                reduce_range=reduce_range, activation_type=act,
+                                weight_type=QuantType.QInt8,
+                                calibrate_method=getattr(CalibrationMethod, _CALIBRATORS[used]),
+                                extra_options=extra, **(keep_float or {}))
 
-        def write(path: Path) -> None:
-            calib = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                     "percentile": CalibrationMethod.Percentile}[used]
-            quantize_static(str(src), str(path), _Reader(_input_name(prepared), data),
-                            quant_format=QuantFormat.QDQ, per_channel=True,
-                            reduce_range=reduce_range, activation_type=act,
-                            weight_type=QuantType.QInt8, calibrate_method=calib,
-                            extra_options=extra, **(keep_float or {}))
-
-        while True:
             try:
                 with _quiet():
                     written = atomic_write(out, write)
                 break
             except (ValueError, RuntimeError, onnx.checker.ValidationError) as exc:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-                if used != "minmax" and "bins" in first:
-                    # a histogram over a (near-)constant activation: numpy cannot bin it
-                    used, fallback = "minmax", f"{method} failed ({first}); minmax used"
-                    continue
-                raise RuntimeFailure(f"INT8 quantization failed: {first}") from None
+                if used == "minmax" or "bins" not in first:
+                    raise RuntimeFailure(f"INT8 quantization failed: {first}") from None
+                fallback = f"{method} failed ({first}); minmax used"
     written.chmod(0o644)
     return {"scheme": sch.to_dict(), "calibration_method": used,
             **({"calibration_fallback": fallback} if fallback else {}),
